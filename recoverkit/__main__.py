@@ -1,0 +1,5 @@
+"""Allows ``python -m recoverkit``."""
+
+from recoverkit.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``recoverkit`` command line."""

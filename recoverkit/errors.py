@@ -1,0 +1,54 @@
+"""Exceptions raised by recoverkit.
+
+Every exception derives from :class:`RecoverkitError`, and also from the
+built-in exception that SpeechBrain's checkpointer raises in the same
+situation, so ``except RuntimeError`` in existing training scripts keeps
+working.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+__all__ = [
+    "RecoverkitError",
+    "CheckpointExistsError",
+    "CheckpointLockedError",
+    "InvalidCheckpointNameError",
+    "InvalidMetaError",
+    "MissingHookError",
+    "MissingRecoverableError",
+    "UnsafeCheckpointFileError",
+]
+
+
+class RecoverkitError(Exception):
+    """Base class of every error raised by recoverkit."""
+
+
+class InvalidCheckpointNameError(RecoverkitError, ValueError):
+    """A custom checkpoint name that cannot be used as a folder name."""
+
+
+class InvalidMetaError(RecoverkitError, ValueError):
+    """A meta value that cannot be stored safely in the YAML meta file."""
+
+
+class CheckpointExistsError(RecoverkitError, FileExistsError):
+    """A checkpoint with the requested name already exists."""
+
+
+class CheckpointLockedError(RecoverkitError, RuntimeError):
+    """Another live process writes checkpoints into the same folder."""
+
+
+class MissingHookError(RecoverkitError, TypeError):
+    """A recoverable has neither a default hook nor a custom hook."""
+
+
+class MissingRecoverableError(RecoverkitError, RuntimeError):
+    """A checkpoint has no file for a recoverable that must be loaded."""
+
+
+class UnsafeCheckpointFileError(RecoverkitError, pickle.UnpicklingError):
+    """A checkpoint file needs globals that weights-only loading does not allow."""
