@@ -18,7 +18,9 @@ from recoverkit import __version__
 __all__ = ["main"]
 
 # command name -> "module:attribute" of a click command
-_SUBCOMMANDS: dict[str, str] = {}
+_SUBCOMMANDS: dict[str, str] = {
+    "ls": "recoverkit.cli.ls:ls",
+}
 
 
 class _LazyGroup(click.Group):
