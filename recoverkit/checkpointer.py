@@ -45,6 +45,12 @@ from recoverkit.storage.layout import (
     temporary_dirname,
     validate_checkpoint_name,
 )
+from recoverkit.storage.integrity import (
+    VerificationCache,
+    check_checkpoint,
+    check_weights_only_loadable,
+    recover_first_valid,
+)
 from recoverkit.storage.listing import CheckpointLister, read_checkpoint
 from recoverkit.storage.lock import acquire_dir_lock
 from recoverkit.storage.manifest import build_manifest
@@ -89,6 +95,15 @@ class Checkpointer:
     allow_partial_load : bool, optional
         If True, loading a checkpoint that lacks files for some recoverables
         loads the others. If False (the default) that raises RuntimeError.
+    verify_files : bool, optional
+        If True (the default), loading compares every file with the size and
+        XXH3-64 checksum recorded at save time and raises
+        :class:`CorruptCheckpointError` on a difference. Pass False to skip
+        reading the files twice; retention then checks sizes only.
+    strict_recovery : bool, optional
+        If False (the default), :meth:`recover_if_possible` skips a checkpoint
+        that fails verification or fails to load, with a warning, and loads
+        the next one by the same ranking. If True it raises instead.
 
     Example
     -------
@@ -117,6 +132,8 @@ class Checkpointer:
         custom_load_hooks: Mapping[str, Hook] | None = None,
         custom_save_hooks: Mapping[str, Hook] | None = None,
         allow_partial_load: bool = False,
+        verify_files: bool = True,
+        strict_recovery: bool = False,
     ) -> None:
         self.checkpoints_dir = pathlib.Path(checkpoints_dir)
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +143,9 @@ class Checkpointer:
         self.optional_load: set[str] = set()
         self.allow_partial_load = allow_partial_load
         self._lister = CheckpointLister(self.checkpoints_dir)
+        self.verify_files = verify_files
+        self.strict_recovery = strict_recovery
+        self._verification_cache = VerificationCache()
         if recoverables is not None:
             self.add_recoverables(recoverables)
         self._check_custom_hook_names()
@@ -380,18 +400,26 @@ class Checkpointer:
 
         Takes the arguments of :meth:`find_checkpoint`. Returns the loaded
         checkpoint, or None (and loads nothing) when no checkpoint matches.
+        A checkpoint that fails verification or fails to load is skipped with
+        a warning naming it and why, and the next one by the same ranking is
+        loaded; it stays on disk. With ``strict_recovery`` it raises instead.
+
+        Raises
+        ------
+        CorruptCheckpointError
+            If every matching checkpoint is broken, or with
+            ``strict_recovery`` if the most important one is.
         """
-        chosen = self.find_checkpoint(
+        candidates = self.find_checkpoints(
             importance_key=importance_key,
             max_key=max_key,
             min_key=min_key,
             ckpt_predicate=ckpt_predicate,
         )
-        if chosen is None:
+        if not candidates:
             logger.info("No checkpoint found in %s: starting from scratch", self.checkpoints_dir)
             return None
-        self.load_checkpoint(chosen)
-        return chosen
+        return recover_first_valid(candidates, self.load_checkpoint, strict=self.strict_recovery)
 
     def load_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Load every recoverable from ``checkpoint``.
@@ -402,8 +430,13 @@ class Checkpointer:
             If the checkpoint has no file for a recoverable that is neither
             ``optional_load`` nor covered by ``allow_partial_load``. No
             recoverable is loaded in that case.
+        CorruptCheckpointError
+            With ``verify_files``, if a file differs from the manifest. No
+            recoverable is loaded in that case.
         """
         self._check_all_hooks()
+        if self.verify_files:
+            check_checkpoint(checkpoint.path)
         end_of_epoch = bool(checkpoint.meta.get(END_OF_EPOCH_KEY, True))
         to_load = self._recoverables_to_load(checkpoint)
         for name in to_load:
@@ -455,7 +488,7 @@ class Checkpointer:
             If ``num_to_keep`` is negative.
         """
         _check_num_to_keep(num_to_keep)
-        listed = self._lister.list()
+        listed = self._without_broken(self._lister.list())
         deletable, _kept = select_checkpoints_to_keep(
             [checkpoint for checkpoint, _manifest in listed],
             num_to_keep=num_to_keep,
@@ -538,6 +571,8 @@ class Checkpointer:
         for name, obj in self.recoverables.items():
             hook = self._save_hook(name, obj)
             hook(obj, tmp_dir / f"{name}{PARAMFILE_EXT}")
+            if distributed.is_main_process():
+                check_weights_only_loadable(tmp_dir / f"{name}{PARAMFILE_EXT}", name)
 
     def _finish_save(self, tmp_dir: pathlib.Path, final_dir: pathlib.Path, full_meta: dict[str, Any]) -> None:
         manifest = build_manifest(tmp_dir, self.recoverables)
@@ -553,6 +588,25 @@ class Checkpointer:
         meta_text = dump_meta({**full_meta, MANIFEST_KEY: manifest})
         write_file_durably(tmp_dir / METAFNAME, meta_text.encode("utf-8"))
         publish_dir(tmp_dir, final_dir)
+
+    def _without_broken(self, listed: list[tuple[Checkpoint, Any]]) -> list[tuple[Checkpoint, Any]]:
+        """Leave out broken checkpoints, so retention neither keeps nor deletes them."""
+        valid = []
+        for checkpoint, manifest in listed:
+            result = self._verification_cache.verify(checkpoint.path, manifest, checksums=self.verify_files)
+            if result.ok:
+                valid.append((checkpoint, manifest))
+                continue
+            level = logging.WARNING if self._verification_cache.first_report(result) else logging.DEBUG
+            logger.log(
+                level,
+                "Checkpoint %s is broken (%s): retention leaves it on disk and does not "
+                "count it among the kept checkpoints",
+                checkpoint.path,
+                result.describe(),
+            )
+        self._verification_cache.forget_missing({checkpoint.path for checkpoint, _ in listed})
+        return valid
 
     def _recoverables_to_load(self, checkpoint: Checkpoint) -> list[str]:
         missing = [name for name in self.recoverables if name not in checkpoint.paramfiles]
