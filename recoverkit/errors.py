@@ -14,6 +14,7 @@ __all__ = [
     "RecoverkitError",
     "CheckpointExistsError",
     "CheckpointLockedError",
+    "CorruptCheckpointError",
     "InvalidCheckpointNameError",
     "InvalidMetaError",
     "MissingHookError",
@@ -40,6 +41,10 @@ class CheckpointExistsError(RecoverkitError, FileExistsError):
 
 class CheckpointLockedError(RecoverkitError, RuntimeError):
     """Another live process writes checkpoints into the same folder."""
+
+
+class CorruptCheckpointError(RecoverkitError, RuntimeError):
+    """A checkpoint whose files are missing, truncated or altered, or fail to load."""
 
 
 class MissingHookError(RecoverkitError, TypeError):
