@@ -21,15 +21,17 @@ def save_torch_file(obj: Any, path: str | os.PathLike) -> None:
     torch.save(obj, path)
 
 
-def load_weights_only(path: str | os.PathLike, device: str | torch.device = "cpu") -> Any:
+def load_weights_only(path: str | os.PathLike, device: str | torch.device = "cpu", mmap: bool = False) -> Any:
     """Load a file with ``torch.load(weights_only=True)`` onto ``device``.
 
     Weights-only loading never runs code from the file. A file that needs
     other globals raises :class:`UnsafeCheckpointFileError`, which says how
-    to allow them.
+    to allow them. With ``mmap`` the tensors of a zip-format file are mapped
+    from disk instead of read into memory, which suits looking at large
+    files; ``torch.load`` raises RuntimeError for older formats then.
     """
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpointFileError(
             f"Cannot load {path} with weights-only loading, which recoverkit "
