@@ -13,6 +13,7 @@ import pickle
 __all__ = [
     "RecoverkitError",
     "CheckpointExistsError",
+    "CheckpointFormatError",
     "CheckpointLockedError",
     "CorruptCheckpointError",
     "InvalidCheckpointNameError",
@@ -37,6 +38,10 @@ class InvalidMetaError(RecoverkitError, ValueError):
 
 class CheckpointExistsError(RecoverkitError, FileExistsError):
     """A checkpoint with the requested name already exists."""
+
+
+class CheckpointFormatError(RecoverkitError, ValueError):
+    """A recoverable's file or folder was written in a format its load hook cannot read."""
 
 
 class CheckpointLockedError(RecoverkitError, RuntimeError):
