@@ -4,7 +4,8 @@ Rules shared by every selection:
 
 * at most one of ``importance_key``, ``max_key`` and ``min_key`` is given;
 * with ``max_key`` or ``min_key``, checkpoints whose meta lacks the key, or
-  holds NaN for it, are not candidates;
+  holds NaN for it, are not candidates; with ``importance_key``,
+  checkpoints it scores NaN are not candidates;
 * among equally important checkpoints the newest ranks first.
 """
 
@@ -94,11 +95,11 @@ def rank_checkpoints(
 
     importance = importance_key if importance_key is not None else ckpt_recency
     scored = [(importance(ckpt), ckpt) for ckpt in candidates]
-    # NaN importance never ranks first: such checkpoints go last.
+    # A NaN importance is no candidate, as a NaN meta value: ranking it last
+    # would still return it, or keep it, when fewer valid checkpoints exist.
     valid = [(score, ckpt) for score, ckpt in scored if not _is_nan(score)]
-    invalid = [ckpt for score, ckpt in scored if _is_nan(score)]
     valid.sort(key=lambda item: (item[0], _recency_or_zero(item[1])), reverse=True)
-    return [ckpt for _, ckpt in valid] + invalid
+    return [ckpt for _, ckpt in valid]
 
 
 def select_checkpoints_to_keep(

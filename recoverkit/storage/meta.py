@@ -65,7 +65,7 @@ def to_plain_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
 def _to_plain_value(value: Any, key_path: str) -> Any:
     if type(value) in _PLAIN_TYPES:
         return value
-    converted = _number_from_array_scalar(value)
+    converted = _number_from_array_scalar(value, key_path)
     if converted is not None:
         return converted
     if isinstance(value, numbers.Integral):
@@ -97,7 +97,7 @@ def _to_plain_value(value: Any, key_path: str) -> Any:
     )
 
 
-def _number_from_array_scalar(value: Any) -> int | float | bool | None:
+def _number_from_array_scalar(value: Any, key_path: str) -> int | float | bool | None:
     """Convert a one-element tensor or NumPy scalar to a Python number."""
     type_module = type(value).__module__
     if type_module.startswith("torch"):
@@ -106,7 +106,7 @@ def _number_from_array_scalar(value: Any) -> int | float | bool | None:
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
                 raise InvalidMetaError(
-                    f"Invalid meta value: a tensor of shape {tuple(value.shape)} "
+                    f"Invalid meta value at {key_path!r}: a tensor of shape {tuple(value.shape)} "
                     "cannot be stored as a number. Pass a one-element tensor, "
                     "or call .tolist() on it."
                 )
