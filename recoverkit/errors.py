@@ -15,9 +15,11 @@ __all__ = [
     "CheckpointExistsError",
     "CheckpointFormatError",
     "CheckpointLockedError",
+    "ConfigError",
     "CorruptCheckpointError",
     "InvalidCheckpointNameError",
     "InvalidMetaError",
+    "InvalidRetentionPolicyError",
     "MissingHookError",
     "MissingRecoverableError",
     "UnsafeCheckpointFileError",
@@ -32,8 +34,32 @@ class InvalidCheckpointNameError(RecoverkitError, ValueError):
     """A custom checkpoint name that cannot be used as a folder name."""
 
 
+class ConfigError(RecoverkitError, ValueError):
+    """A checkpointing config that cannot be used: unknown key, wrong type or bad value.
+
+    The message names the config file, the key path, the problem and what
+    is accepted. ``source`` and ``key_path`` hold the first two.
+    """
+
+    def __init__(self, message: str, source: str = "", key_path: str = "") -> None:
+        super().__init__(message)
+        self.source = source
+        self.key_path = key_path
+
+
 class InvalidMetaError(RecoverkitError, ValueError):
     """A meta value that cannot be stored safely in the YAML meta file."""
+
+
+class InvalidRetentionPolicyError(RecoverkitError, ValueError):
+    """A retention policy with an invalid field, or one that would delete every checkpoint.
+
+    ``field`` names the offending field of the policy.
+    """
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class CheckpointExistsError(RecoverkitError, FileExistsError):
