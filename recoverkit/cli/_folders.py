@@ -108,12 +108,6 @@ def folder_size(path: pathlib.Path) -> int:
     return total
 
 
-def has_manifest(checkpoint: Checkpoint) -> bool:
-    """Return True if recoverkit wrote the checkpoint (its meta file has a file manifest)."""
-    result = read_checkpoint(checkpoint.path)
-    return result is not None and result[1] is not None
-
-
 def _unixtime_or_zero(checkpoint: Checkpoint) -> float:
     value = checkpoint.meta.get(UNIXTIME_KEY, 0.0)
     return float(value) if isinstance(value, (int, float)) else 0.0

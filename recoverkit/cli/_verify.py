@@ -4,26 +4,44 @@ from __future__ import annotations
 
 import dataclasses
 
-from recoverkit.cli._folders import has_manifest
+from recoverkit.storage.integrity import verify_checkpoint_dir
 from recoverkit.storage.layout import Checkpoint
 
-__all__ = ["Verification", "verify"]
+__all__ = ["VERIFY_MODES", "Verification", "verify"]
+
+# full: sizes and checksums (reads every byte); sizes: one stat per file.
+VERIFY_MODES = ("full", "sizes", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class Verification:
     """The outcome of checking a checkpoint's files against its manifest.
 
-    ``state`` is ``ok``, ``failed``, ``unverified`` (not checked) or
-    ``no manifest`` (SpeechBrain and other writers store none).
+    ``state`` is ``ok`` (sizes and checksums match), ``sizes ok`` (only sizes
+    were compared), ``failed``, ``unverified`` (not checked) or
+    ``no manifest`` (SpeechBrain and other writers store none, so nothing
+    can be checked).
     """
 
     state: str
     problems: tuple[str, ...] = ()
 
+    @property
+    def failed(self) -> bool:
+        """True when a file differs from the manifest."""
+        return self.state == "failed"
 
-def verify(checkpoint: Checkpoint, enabled: bool = True) -> Verification:
-    """Check the files of ``checkpoint`` against the manifest in its meta file."""
-    if not has_manifest(checkpoint):
+
+def verify(checkpoint: Checkpoint, mode: str = "full") -> Verification:
+    """Check the files of ``checkpoint`` against the manifest in its meta file.
+
+    ``mode`` is one of :data:`VERIFY_MODES`.
+    """
+    if mode == "none":
+        return Verification("unverified")
+    result = verify_checkpoint_dir(checkpoint.path, checksums=mode == "full")
+    if not result.ok:
+        return Verification("failed", tuple(str(problem) for problem in result.problems))
+    if not result.has_manifest:
         return Verification("no manifest")
-    return Verification("unverified")
+    return Verification("ok" if mode == "full" else "sizes ok")

@@ -20,7 +20,7 @@ from recoverkit.cli._folders import (
     user_meta,
 )
 from recoverkit.cli._output import CheckFailed, format_size, format_time, format_value, make_console, print_json
-from recoverkit.cli._verify import Verification, verify
+from recoverkit.cli._verify import VERIFY_MODES, Verification, verify
 from recoverkit.storage.layout import Checkpoint
 from recoverkit.storage.meta import END_OF_EPOCH_KEY, UNIXTIME_KEY
 
@@ -29,7 +29,7 @@ __all__ = ["ls"]
 logger = logging.getLogger(__name__)
 
 _BUILTIN_SORT_KEYS = ("time", "name", "size")
-_STATE_STYLES = {"ok": "green", "failed": "bold red", "unreadable": "bold red", "unverified": "yellow"}
+_STATE_STYLES = {"ok": "green", "sizes ok": "green", "failed": "bold red", "unreadable": "bold red", "unverified": "yellow"}
 
 
 @click.command(
@@ -60,18 +60,20 @@ Exit codes:
 )
 @click.option("--reverse", is_flag=True, help="Reverse the order.")
 @click.option(
-    "--verify/--no-verify",
-    "run_verification",
-    default=True,
+    "--verify",
+    "verify_mode",
+    type=click.Choice(VERIFY_MODES),
+    default="full",
     show_default=True,
-    help="Check every file against the manifest in CKPT.yaml (reads all files).",
+    help="Check files against the manifest in CKPT.yaml: 'full' compares sizes and "
+    "checksums (reads every byte), 'sizes' compares sizes only, 'none' skips the check.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
-def ls(checkpoints_dir: pathlib.Path, sort_key: str, reverse: bool, run_verification: bool, as_json: bool) -> None:
+def ls(checkpoints_dir: pathlib.Path, sort_key: str, reverse: bool, verify_mode: str, as_json: bool) -> None:
     """List the checkpoints in DIR: time, kind, meta values, size and verification state."""
     checkpoints = _sort(list_checkpoints(checkpoints_dir), sort_key, reverse)
     unreadable = list_unreadable(checkpoints_dir, checkpoints)
-    rows = [_row(checkpoint, verify(checkpoint, run_verification)) for checkpoint in checkpoints]
+    rows = [_row(checkpoint, verify(checkpoint, verify_mode)) for checkpoint in checkpoints]
     rows += [_unreadable_row(item) for item in unreadable]
 
     if as_json:
