@@ -22,7 +22,11 @@ from recoverkit.hooks.registry import (
     DEFAULT_TRANSFER_HOOKS,
 )
 from recoverkit.state_dict.remap import hook_on_loading_state_dict_checkpoint
-from recoverkit.storage.torch_io import load_weights_only, save_torch_file
+from recoverkit.storage.torch_io import (
+    load_module_state_dict,
+    load_weights_only,
+    save_torch_file,
+)
 
 __all__ = [
     "torch_parameter_transfer",
@@ -86,7 +90,9 @@ def torch_patched_state_dict_load(path: PathLike, device: str | torch.device = "
 def torch_recovery(obj: Any, path: PathLike, end_of_epoch: bool) -> None:
     """Load a state dict from ``path`` into ``obj`` at once.
 
-    Modules load strictly: a missing or unexpected key is an error.
+    Modules load strictly: a missing or unexpected key is an error. Inside
+    ``loading_options(mmap=True)`` a module takes over the tensors mapped
+    from the file instead of copying them.
 
     Parameters
     ----------
@@ -100,7 +106,7 @@ def torch_recovery(obj: Any, path: PathLike, end_of_epoch: bool) -> None:
     del end_of_epoch  # The state dict is complete either way.
     state_dict = torch_patched_state_dict_load(path, "cpu")
     if isinstance(obj, torch.nn.Module):
-        obj.load_state_dict(state_dict, strict=True)
+        load_module_state_dict(obj, state_dict)
     else:
         obj.load_state_dict(state_dict)
 

@@ -1,35 +1,179 @@
-"""Writing and reading tensor files with ``torch.save`` and weights-only ``torch.load``."""
+"""Writing and reading tensor files with ``torch.save`` and weights-only ``torch.load``.
+
+Saving is tuned for checkpoints that must reach the disk before they are
+published. :func:`save_torch_file` writes through its own unbuffered file
+handle, computes the XXH3-64 checksum of the bytes while writing them (so the
+file manifest needs no second read), skips the CRC32 that ``torch.save``
+computes for every zip record, and flushes the file to disk. The result is an
+ordinary ``torch.save`` file that plain ``torch.load(weights_only=True)``
+reads.
+
+Loading can map tensors from disk (``torch.load(mmap=True)``) instead of
+reading them. :func:`loading_options` turns that on for every load in a
+``with`` block, which is how :class:`~recoverkit.Checkpointer` passes its
+``mmap`` argument down to the load hooks.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import pickle
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
+import xxhash
 
 from recoverkit.errors import UnsafeCheckpointFileError
+from recoverkit.storage.manifest import remember_checksum
 
-__all__ = ["load_weights_only", "save_torch_file"]
+__all__ = [
+    "load_module_state_dict",
+    "load_weights_only",
+    "loading_options",
+    "mmap_loading_enabled",
+    "save_torch_file",
+]
 
 logger = logging.getLogger(__name__)
 
+# Writes smaller than this are gathered in memory, so the many small zip
+# headers cost one system call per buffer instead of one each.
+_SMALL_WRITE_BYTES = 64 * 1024
+_GATHER_BYTES = 1024 * 1024
 
-def save_torch_file(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``obj`` with ``torch.save`` in the format plain ``torch.load`` reads."""
-    torch.save(obj, path)
+_crc32_guard = threading.Lock()
+_mmap_loading: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "recoverkit_mmap_loading", default=False
+)
 
 
-def load_weights_only(path: str | os.PathLike, device: str | torch.device = "cpu", mmap: bool = False) -> Any:
+class _HashingWriter:
+    """A write-only file object that hashes what it writes to an unbuffered file."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._digest = xxhash.xxh3_64()
+        self._pending = bytearray()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        length = view.nbytes
+        self._digest.update(view)
+        self.size += length
+        if length < _SMALL_WRITE_BYTES:
+            self._pending += view
+            if len(self._pending) >= _GATHER_BYTES:
+                self.flush()
+        else:
+            self.flush()
+            self._write_all(view)
+        return length
+
+    def flush(self) -> None:
+        if self._pending:
+            self._write_all(memoryview(self._pending))
+            self._pending = bytearray()
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+    def _write_all(self, view: memoryview) -> None:
+        # An unbuffered write may be partial (Linux writes at most about 2 GiB
+        # per call), so write until every byte is out.
+        while view.nbytes:
+            written = self._handle.write(view)
+            view = view[written:]
+
+
+@contextlib.contextmanager
+def _crc32_disabled() -> Iterator[None]:
+    # The switch is global in torch, so it is restored right after the write.
+    # NOTE: a torch.save that another thread runs during this write also
+    # skips CRC32; such files still load, but `unzip -t` reports bad CRCs.
+    with _crc32_guard:
+        previous = torch.serialization.get_crc32_options()
+        torch.serialization.set_crc32_options(False)
+        try:
+            yield
+        finally:
+            torch.serialization.set_crc32_options(previous)
+
+
+def save_torch_file(obj: Any, path: str | os.PathLike, durable: bool = True) -> None:
+    """Write ``obj`` with ``torch.save`` in the format plain ``torch.load`` reads.
+
+    The zip records carry no CRC32, because the checkpoint's file manifest
+    holds an XXH3-64 checksum of the whole file instead, computed here while
+    the bytes are written and handed to :func:`~recoverkit.storage.manifest.build_manifest`.
+
+    Parameters
+    ----------
+    obj : object
+        What to save, usually a state dict.
+    path : str or os.PathLike
+        The file to write. An existing file is replaced.
+    durable : bool, optional
+        If True (the default) the file is flushed to stable storage with
+        ``fsync`` before the function returns.
+    """
+    with open(path, "wb", buffering=0) as handle:
+        writer = _HashingWriter(handle)
+        with _crc32_disabled():
+            torch.save(obj, writer)
+        writer.flush()
+        if durable:
+            os.fsync(handle.fileno())
+        file_stat = os.fstat(handle.fileno())
+    if file_stat.st_size == writer.size:
+        remember_checksum(path, file_stat, writer.hexdigest(), durable=durable)
+
+
+@contextlib.contextmanager
+def loading_options(mmap: bool) -> Iterator[None]:
+    """Set how :func:`load_weights_only` loads inside the ``with`` block.
+
+    Parameters
+    ----------
+    mmap : bool
+        If True, tensors are mapped from disk with ``torch.load(mmap=True)``
+        and pages are read when first touched. Calls that pass ``mmap``
+        themselves are not affected.
+    """
+    token = _mmap_loading.set(bool(mmap))
+    try:
+        yield
+    finally:
+        _mmap_loading.reset(token)
+
+
+def mmap_loading_enabled() -> bool:
+    """Return True inside ``loading_options(mmap=True)``."""
+    return _mmap_loading.get()
+
+
+def load_weights_only(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    mmap: bool | None = None,
+) -> Any:
     """Load a file with ``torch.load(weights_only=True)`` onto ``device``.
 
     Weights-only loading never runs code from the file. A file that needs
     other globals raises :class:`UnsafeCheckpointFileError`, which says how
     to allow them. With ``mmap`` the tensors of a zip-format file are mapped
-    from disk instead of read into memory, which suits looking at large
-    files; ``torch.load`` raises RuntimeError for older formats then.
+    from disk instead of read into memory, which suits large files;
+    ``torch.load`` raises RuntimeError for older formats then. With ``mmap``
+    None (the default) the setting of :func:`loading_options` applies, which
+    is off unless a caller turned it on.
     """
+    if mmap is None:
+        mmap = mmap_loading_enabled()
     try:
         return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
@@ -41,6 +185,62 @@ def load_weights_only(path: str | os.PathLike, device: str | torch.device = "cpu
             "torch.serialization.safe_globals context manager. To avoid the "
             "problem, save only tensors, numbers, strings, lists, tuples and dicts."
         ) from error
+
+
+def load_module_state_dict(module: torch.nn.Module, state_dict: Any) -> None:
+    """Load ``state_dict`` into ``module`` strictly.
+
+    Inside ``loading_options(mmap=True)`` the module's parameters and buffers
+    take over the mapped tensors instead of copying them, so loading costs
+    the same for any model size and pages are read when training first
+    touches them. The parameter objects stay the same, so an optimizer built
+    before loading still updates them. The mapping is private: writes go to
+    memory, never to the checkpoint file. Modules with their own loading
+    logic (load-state-dict hooks, or an overridden ``_load_from_state_dict``)
+    and state dicts that do not match the module key for key, shape for shape
+    and dtype for dtype are loaded with ``load_state_dict``, which copies
+    and raises its usual errors.
+    """
+    if mmap_loading_enabled() and _can_take_over(module, state_dict):
+        with torch.no_grad():
+            targets = module.state_dict(keep_vars=True)
+            for key, value in state_dict.items():
+                targets[key].data = value
+        return
+    module.load_state_dict(state_dict, strict=True)
+
+
+def _can_take_over(module: torch.nn.Module, state_dict: Any) -> bool:
+    if not isinstance(state_dict, dict):
+        return False
+    for submodule in module.modules():
+        if submodule._load_state_dict_pre_hooks or submodule._load_state_dict_post_hooks:
+            return False
+        if type(submodule)._load_from_state_dict not in _PLAIN_LOADERS:
+            return False
+    targets = module.state_dict(keep_vars=True)
+    if targets.keys() != state_dict.keys():
+        return False
+    for key, target in targets.items():
+        value = state_dict[key]
+        if not isinstance(target, torch.Tensor) or not isinstance(value, torch.Tensor):
+            return False
+        if target.shape != value.shape or target.dtype != value.dtype:
+            return False
+        if target.device != value.device:
+            return False
+    return True
+
+
+def _plain_loaders() -> frozenset[Any]:
+    # Batch norm overrides _load_from_state_dict only to fill in a counter
+    # missing from files of old torch versions; a full state dict needs nothing.
+    from torch.nn.modules.batchnorm import _NormBase
+
+    return frozenset({torch.nn.Module._load_from_state_dict, _NormBase._load_from_state_dict})
+
+
+_PLAIN_LOADERS = _plain_loaders()
 
 
 def _first_line(error: BaseException) -> str:
