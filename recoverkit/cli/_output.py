@@ -10,7 +10,9 @@ import datetime
 import json
 import math
 import os
+import pathlib
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
@@ -21,12 +23,14 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CheckFailed",
+    "check_output_path",
     "format_size",
     "format_time",
     "format_value",
     "make_console",
     "print_json",
     "usage_error",
+    "write_output_file",
 ]
 
 EXIT_OK = 0
@@ -55,7 +59,7 @@ def make_console(stderr: bool = False) -> Console:
     width = None
     if not stream.isatty() and "COLUMNS" not in os.environ:
         width = _PIPE_WIDTH
-    return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+    return Console(file=stream, width=width, soft_wrap=False, highlight=False, markup=False)
 
 
 def print_json(data: Any) -> None:
@@ -88,3 +92,33 @@ def format_value(value: Any) -> str:
     if isinstance(value, float) and not math.isnan(value) and not math.isinf(value):
         return f"{value:.4g}"
     return str(value)
+
+
+def check_output_path(path: pathlib.Path, overwrite: bool) -> None:
+    """Raise a usage error if ``path`` exists (without ``overwrite``) or its folder is missing."""
+    if path.exists() and not overwrite:
+        usage_error(f"{path} already exists. Choose another --out path, or pass --force to replace it.")
+    if not path.parent.is_dir():
+        usage_error(f"The folder of --out {path} does not exist. Create it first.")
+
+
+def write_output_file(path: pathlib.Path, write: Callable[[pathlib.Path], None], overwrite: bool) -> None:
+    """Write a result file with ``write(temporary_path)``, then rename it to ``path``.
+
+    The rename is atomic, so ``path`` never holds a half-written file, even
+    when the command is interrupted.
+
+    Raises
+    ------
+    click.UsageError
+        If ``path`` exists and ``overwrite`` is False, or its folder is missing.
+    """
+    check_output_path(path, overwrite)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

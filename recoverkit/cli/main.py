@@ -19,6 +19,7 @@ __all__ = ["main"]
 
 # command name -> "module:attribute" of a click command
 _SUBCOMMANDS: dict[str, str] = {
+    "average": "recoverkit.cli.average:average",
     "inspect": "recoverkit.cli.inspect:inspect",
     "ls": "recoverkit.cli.ls:ls",
 }
