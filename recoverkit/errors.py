@@ -12,6 +12,8 @@ import pickle
 
 __all__ = [
     "RecoverkitError",
+    "RecipeError",
+    "TrainingInterruptedError",
     "CheckpointExistsError",
     "CheckpointFormatError",
     "CheckpointLockedError",
@@ -19,6 +21,7 @@ __all__ = [
     "CorruptCheckpointError",
     "InvalidCheckpointNameError",
     "InvalidMetaError",
+    "KeymapError",
     "InvalidRetentionPolicyError",
     "MissingHookError",
     "MissingRecoverableError",
@@ -78,6 +81,10 @@ class CorruptCheckpointError(RecoverkitError, RuntimeError):
     """A checkpoint whose files are missing, truncated or altered, or fail to load."""
 
 
+class KeymapError(RecoverkitError, ValueError):
+    """A keymap that is invalid, or that cannot map a state dict onto its target."""
+
+
 class MissingHookError(RecoverkitError, TypeError):
     """A recoverable has neither a default hook nor a custom hook."""
 
@@ -88,3 +95,18 @@ class MissingRecoverableError(RecoverkitError, RuntimeError):
 
 class UnsafeCheckpointFileError(RecoverkitError, pickle.UnpicklingError):
     """A checkpoint file needs globals that weights-only loading does not allow."""
+
+
+class RecipeError(RecoverkitError, ValueError):
+    """A training recipe that lacks a required key or declares an unusable value."""
+
+
+class TrainingInterruptedError(RecoverkitError, RuntimeError):
+    """A run stopped on a signal after saving a checkpoint; rerun the command to resume.
+
+    ``signal_number`` is the signal that stopped it.
+    """
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number

@@ -64,11 +64,16 @@ def hook_on_loading_state_dict_checkpoint(state_dict: Mapping[str, Any]) -> dict
     """Apply the project-wide key renames of :data:`DEFAULT_KEY_MAPPING`.
 
     Every recoverkit loader of state dicts calls this before the state dict
-    reaches the object, so one entry in :data:`DEFAULT_KEY_MAPPING` fixes a
-    renamed module in all loads.
+    reaches the object: :func:`torch_recovery`,
+    :func:`torch_parameter_transfer` and the keymap load hooks through
+    :func:`torch_patched_state_dict_load`, and the transfer functions
+    through :func:`load_state_dict_file`. So one entry in
+    :data:`DEFAULT_KEY_MAPPING` fixes a renamed module in all loads.
+    Anything but a mapping with string keys (a list, an optimizer's nested
+    state) is returned unchanged.
     """
     if not DEFAULT_KEY_MAPPING or not _has_string_keys(state_dict):
-        return dict(state_dict) if not isinstance(state_dict, dict) else state_dict
+        return state_dict  # type: ignore[return-value]
     return map_old_state_dict_weights(state_dict, DEFAULT_KEY_MAPPING)
 
 
