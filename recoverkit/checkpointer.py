@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pathlib
@@ -51,9 +52,11 @@ from recoverkit.storage.integrity import (
     check_weights_only_loadable,
     recover_first_valid,
 )
+from recoverkit.storage.async_save import BackgroundSaver
 from recoverkit.storage.listing import CheckpointLister, read_checkpoint
 from recoverkit.storage.lock import acquire_dir_lock
 from recoverkit.storage.manifest import build_manifest
+from recoverkit.storage.torch_io import loading_options
 from recoverkit.storage.meta import (
     END_OF_EPOCH_KEY,
     MANIFEST_KEY,
@@ -104,6 +107,18 @@ class Checkpointer:
         If False (the default), :meth:`recover_if_possible` skips a checkpoint
         that fails verification or fails to load, with a warning, and loads
         the next one by the same ranking. If True it raises instead.
+    async_save : bool, optional
+        If True, :meth:`save_checkpoint` returns once the state is copied in
+        memory and writes the files in a background thread; see
+        :mod:`recoverkit.storage.async_save`. Listing, loading, deleting and
+        the next save wait for the save in flight, and :meth:`wait` waits
+        explicitly. An error in the background is raised by the next of
+        those calls. Only single-process runs save in the background.
+    mmap : bool, optional
+        If True, parameter files are loaded with ``torch.load(mmap=True)``:
+        modules take over the mapped tensors instead of copying them, so
+        loading time does not grow with model size until the parameters are
+        touched. Writes to the loaded tensors never reach the files.
 
     Example
     -------
@@ -134,6 +149,8 @@ class Checkpointer:
         allow_partial_load: bool = False,
         verify_files: bool = True,
         strict_recovery: bool = False,
+        async_save: bool = False,
+        mmap: bool = False,
     ) -> None:
         self.checkpoints_dir = pathlib.Path(checkpoints_dir)
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -146,6 +163,8 @@ class Checkpointer:
         self.verify_files = verify_files
         self.strict_recovery = strict_recovery
         self._verification_cache = VerificationCache()
+        self._background = BackgroundSaver() if async_save else None
+        self.mmap = mmap
         if recoverables is not None:
             self.add_recoverables(recoverables)
         self._check_custom_hook_names()
@@ -256,12 +275,17 @@ class Checkpointer:
         Checkpoint or None
             The saved checkpoint, or None on processes other than the main one.
         """
+        self.wait()
         full_meta = self._build_meta(meta, end_of_epoch)
         if name is not None:
             validate_checkpoint_name(name)
         self._check_all_hooks()
 
         tmp_dir, final_dir = self._prepare_save_dir(name, full_meta[UNIXTIME_KEY])
+        if self._background is not None and distributed.get_world_size() == 1:
+            return self._background.start_save(
+                self.recoverables, self._save_hook, tmp_dir, final_dir, full_meta, self._finish_save, verbosity
+            )
         try:
             self._run_save_hooks(tmp_dir)
             distributed.barrier()
@@ -311,7 +335,8 @@ class Checkpointer:
         keys = list(importance_keys)
         if keep_recent:
             keys.append(ckpt_recency)
-        self.delete_checkpoints(
+        retention = functools.partial(
+            self.delete_checkpoints,
             num_to_keep=num_to_keep,
             max_keys=list(max_keys),
             min_keys=list(min_keys),
@@ -319,6 +344,24 @@ class Checkpointer:
             ckpt_predicate=ckpt_predicate,
             verbosity=verbosity,
         )
+        if self._background is not None and self._background.busy:
+            self._background.submit(retention, "deletion of old checkpoints")
+        else:
+            retention()
+
+    def wait(self) -> None:
+        """Wait until the checkpoint being saved in the background is published.
+
+        Returns at once without ``async_save`` or when no save is in flight.
+
+        Raises
+        ------
+        Exception
+            The error that made the background save fail, if it has not been
+            raised yet. The failed checkpoint was not published.
+        """
+        if self._background is not None:
+            self._background.wait()
 
     # Finding and loading
 
@@ -328,6 +371,7 @@ class Checkpointer:
         Hidden folders of saves or deletes in progress, other files and
         folders without a readable meta file are not listed.
         """
+        self.wait()
         return [checkpoint for checkpoint, _manifest in self._lister.list()]
 
     def find_checkpoint(
@@ -434,15 +478,17 @@ class Checkpointer:
             With ``verify_files``, if a file differs from the manifest. No
             recoverable is loaded in that case.
         """
+        self.wait()
         self._check_all_hooks()
         if self.verify_files:
             check_checkpoint(checkpoint.path)
         end_of_epoch = bool(checkpoint.meta.get(END_OF_EPOCH_KEY, True))
         to_load = self._recoverables_to_load(checkpoint)
-        for name in to_load:
-            obj = self.recoverables[name]
-            hook = self._load_hook(name, obj)
-            call_load_hook(hook, obj, checkpoint.paramfiles[name], end_of_epoch)
+        with loading_options(mmap=self.mmap):
+            for name in to_load:
+                obj = self.recoverables[name]
+                hook = self._load_hook(name, obj)
+                call_load_hook(hook, obj, checkpoint.paramfiles[name], end_of_epoch)
         logger.info("Loaded checkpoint %s", checkpoint.path)
 
     # Deleting
@@ -488,6 +534,7 @@ class Checkpointer:
             If ``num_to_keep`` is negative.
         """
         _check_num_to_keep(num_to_keep)
+        self.wait()
         listed = self._without_broken(self._lister.list())
         deletable, _kept = select_checkpoints_to_keep(
             [checkpoint for checkpoint, _manifest in listed],
