@@ -20,8 +20,10 @@ __all__ = ["main"]
 # command name -> "module:attribute" of a click command
 _SUBCOMMANDS: dict[str, str] = {
     "average": "recoverkit.cli.average:average",
+    "convert": "recoverkit.cli.convert:convert",
     "inspect": "recoverkit.cli.inspect:inspect",
     "ls": "recoverkit.cli.ls:ls",
+    "run": "recoverkit.cli.run:run",
 }
 
 
