@@ -23,6 +23,8 @@ _SUBCOMMANDS: dict[str, str] = {
     "convert": "recoverkit.cli.convert:convert",
     "inspect": "recoverkit.cli.inspect:inspect",
     "ls": "recoverkit.cli.ls:ls",
+    "plot": "recoverkit.cli.plot:plot",
+    "prune": "recoverkit.cli.prune:prune",
     "remap": "recoverkit.cli.remap:remap",
     "run": "recoverkit.cli.run:run",
 }
