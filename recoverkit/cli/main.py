@@ -26,6 +26,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "plot": "recoverkit.cli.plot:plot",
     "prune": "recoverkit.cli.prune:prune",
     "remap": "recoverkit.cli.remap:remap",
+    "run": "recoverkit.cli.run:run",
 }
 
 
