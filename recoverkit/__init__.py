@@ -8,6 +8,7 @@ from recoverkit.checkpointer import Checkpointer
 from recoverkit.errors import (
     CheckpointExistsError,
     CheckpointLockedError,
+    CorruptCheckpointError,
     InvalidCheckpointNameError,
     InvalidMetaError,
     MissingHookError,
@@ -48,6 +49,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointExistsError",
     "CheckpointLockedError",
+    "CorruptCheckpointError",
     "Checkpointer",
     "EpochCounter",
     "InvalidCheckpointNameError",
