@@ -27,6 +27,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "prune": "recoverkit.cli.prune:prune",
     "remap": "recoverkit.cli.remap:remap",
     "run": "recoverkit.cli.run:run",
+    "verify": "recoverkit.cli.verify:verify",
 }
 
 
