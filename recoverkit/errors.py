@@ -16,6 +16,7 @@ __all__ = [
     "TrainingInterruptedError",
     "CheckpointExistsError",
     "CheckpointFormatError",
+    "ShardedCheckpointError",
     "CheckpointLockedError",
     "ConfigError",
     "CorruptCheckpointError",
@@ -71,6 +72,17 @@ class CheckpointExistsError(RecoverkitError, FileExistsError):
 
 class CheckpointFormatError(RecoverkitError, ValueError):
     """A recoverable's file or folder was written in a format its load hook cannot read."""
+
+
+class ShardedCheckpointError(RecoverkitError, RuntimeError):
+    """``torch.distributed.checkpoint`` failed to save or load sharded state on some rank.
+
+    ``failed_ranks`` lists the ranks that reported the failure.
+    """
+
+    def __init__(self, message: str, failed_ranks: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.failed_ranks = failed_ranks
 
 
 class CheckpointLockedError(RecoverkitError, RuntimeError):
