@@ -46,6 +46,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _ZIP_MAGIC = b"PK\x03\x04"
+# Longer load errors (a state dict with thousands of mismatched keys) are cut in logs.
+_MAX_REASON_CHARS = 600
 
 # Errors that mean the recipe is wrong, not the checkpoint, so falling back to
 # an older checkpoint would not help and would hide the real problem.
@@ -270,8 +272,11 @@ def recover_first_valid(
         return checkpoint
     if failures:
         raise CorruptCheckpointError(
-            f"No checkpoint could be loaded; every candidate is broken: {'; '.join(failures)}. "
-            "Move the broken folders elsewhere to start from scratch, or repair them."
+            f"No checkpoint could be loaded, every candidate failed verification or "
+            f"loading: {'; '.join(failures)}. If the files are broken, move those folders "
+            "elsewhere to start from scratch; if every load fails the same way, the "
+            "recipe no longer matches the checkpoints (for keys prefixed 'module.' by "
+            "DDP, load with the 'ddp' keymap)."
         )
     return None
 
@@ -396,7 +401,10 @@ def _unpickler_reason(error: BaseException) -> str:
 
 
 def _reason(error: BaseException) -> str:
-    text = _first_line(str(error)).rstrip(".")
+    """Return the error on one line, cut to a length that fits a log line."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()).rstrip(".")
+    if len(text) > _MAX_REASON_CHARS:
+        text = text[: _MAX_REASON_CHARS - 3] + "..."
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

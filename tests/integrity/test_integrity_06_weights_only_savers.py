@@ -2,7 +2,7 @@
 
 The save fails at once, with a message saying what to convert, and publishes
 nothing. Nothing turns weights-only loading off: the converted values save
-and load, and a file that still holds such objects is rejected at loading.
+and load, and a file that still contains such objects is rejected at loading.
 """
 
 from __future__ import annotations
