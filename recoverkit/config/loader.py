@@ -270,7 +270,12 @@ def _build_checkpointer(
         load_hooks[name] = make_keymap_load_hook(keymap)
     for item in plan.recoverables:
         _check_hooks(item.name, recoverables[item.name], item.name in save_hooks, item.name in load_hooks, origin)
-    checkpointer = Checkpointer(plan.config.checkpoints_dir, allow_partial_load=plan.config.allow_partial_load)
+    checkpointer = Checkpointer(
+        plan.config.checkpoints_dir,
+        allow_partial_load=plan.config.allow_partial_load,
+        async_save=plan.config.async_save,
+        mmap=plan.config.mmap,
+    )
     for item in plan.recoverables:
         checkpointer.add_recoverable(
             item.name,

@@ -94,6 +94,8 @@ class CheckpointerConfig:
 
     checkpoints_dir: str = MISSING
     allow_partial_load: bool = False
+    async_save: bool = False
+    mmap: bool = False
     recoverables: Dict[str, RecoverableConfig] = field(default_factory=dict)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)

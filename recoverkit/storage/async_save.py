@@ -6,7 +6,8 @@ deep-copied (``copy.deepcopy``, which keeps tensors that share storage
 sharing it), so training may change the tensors as soon as the call returns.
 Recoverables with other save hooks (custom hooks, ``@mark_as_saver``
 methods, RNG state) cannot be copied in general, so their hooks run in the
-caller's thread as in a synchronous save; they are usually small. In the
+caller's thread as in a synchronous save; they are usually small, and their
+files are flushed to disk in the background before publishing. In the
 background thread, the snapshots are written with the same ``torch_save``
 hook, the manifest and meta file are written, and the folder is published
 exactly as a synchronous save would, so the files are identical.
@@ -34,6 +35,7 @@ from typing import Any
 
 from recoverkit.hooks.torch_hooks import torch_save
 from recoverkit.storage.layout import PARAMFILE_EXT, Checkpoint
+from recoverkit.storage.torch_io import deferred_fsync
 
 __all__ = ["BackgroundSaver", "snapshot_state"]
 
@@ -200,5 +202,6 @@ class BackgroundSaver:
                 frozen = _FrozenState(snapshot_state(obj.state_dict()), type(obj))
                 deferred.append((path, hook, frozen))
             else:
-                hook(obj, path)
+                with deferred_fsync():
+                    hook(obj, path)
         return deferred

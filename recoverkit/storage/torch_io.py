@@ -32,6 +32,7 @@ from recoverkit.errors import UnsafeCheckpointFileError
 from recoverkit.storage.manifest import remember_checksum
 
 __all__ = [
+    "deferred_fsync",
     "load_module_state_dict",
     "load_weights_only",
     "loading_options",
@@ -49,6 +50,9 @@ _GATHER_BYTES = 1024 * 1024
 _crc32_guard = threading.Lock()
 _mmap_loading: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "recoverkit_mmap_loading", default=False
+)
+_fsync_deferred: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "recoverkit_fsync_deferred", default=False
 )
 
 
@@ -120,8 +124,10 @@ def save_torch_file(obj: Any, path: str | os.PathLike, durable: bool = True) -> 
         The file to write. An existing file is replaced.
     durable : bool, optional
         If True (the default) the file is flushed to stable storage with
-        ``fsync`` before the function returns.
+        ``fsync`` before the function returns, unless the call runs inside
+        :func:`deferred_fsync`.
     """
+    durable = durable and not _fsync_deferred.get()
     with open(path, "wb", buffering=0) as handle:
         writer = _HashingWriter(handle)
         with _crc32_disabled():
@@ -132,6 +138,22 @@ def save_torch_file(obj: Any, path: str | os.PathLike, durable: bool = True) -> 
         file_stat = os.fstat(handle.fileno())
     if file_stat.st_size == writer.size:
         remember_checksum(path, file_stat, writer.hexdigest(), durable=durable)
+
+
+@contextlib.contextmanager
+def deferred_fsync() -> Iterator[None]:
+    """Leave flushing to disk to the manifest inside the ``with`` block.
+
+    :func:`save_torch_file` then returns without ``fsync``, and
+    :func:`~recoverkit.storage.manifest.build_manifest` flushes the file
+    before the checkpoint is published, so the checkpoint stays durable.
+    Asynchronous saves use it for hooks that run in the caller's thread.
+    """
+    token = _fsync_deferred.set(True)
+    try:
+        yield
+    finally:
+        _fsync_deferred.reset(token)
 
 
 @contextlib.contextmanager

@@ -208,3 +208,15 @@ def test_checkpointer_mmap_recovers_model_and_optimizer(tmp_path):
         assert torch.equal(value, expected_model[key]), key
     assert torch.equal(fresh_optimizer.state_dict()["state"][0]["exp_avg"], expected_exp_avg)
     assert os.path.samefile(recovering.find_checkpoint().path, next(tmp_path.glob("CKPT+*")))
+
+
+def test_deferred_fsync_left_to_manifest(tmp_path, monkeypatch):
+    flushed = []
+    monkeypatch.setattr("recoverkit.storage.manifest.fsync_file", flushed.append)
+    save_torch_file(_state(), tmp_path / "now.ckpt")
+    with torch_io.deferred_fsync():
+        save_torch_file(_state(), tmp_path / "later.ckpt")
+
+    build_manifest(tmp_path, ["now", "later"])
+
+    assert [path.name for path in flushed] == ["later.ckpt"]
