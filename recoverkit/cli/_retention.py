@@ -45,17 +45,17 @@ def retention_options(keep_default: int | None) -> Callable[[Callable[..., Any]]
     """
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        # Passing default=None would count as a value and turn off required.
+        keep_default_arguments = {"required": True} if keep_default is None else {"default": keep_default, "show_default": True}
         options = [
             click.option(
                 "--keep",
                 "num_to_keep",
                 type=click.IntRange(min=0),
-                required=keep_default is None,
-                default=keep_default,
-                show_default=keep_default is not None,
                 metavar="N",
                 help="How many checkpoints each rule keeps: the N newest, and the N best "
                 "for each --min-key and --max-key.",
+                **keep_default_arguments,
             ),
             click.option(
                 "--min-key",
