@@ -13,6 +13,7 @@ from recoverkit.checkpointer import Checkpointer
 from recoverkit.cli._contents import is_flat_state_dict
 from recoverkit.cli._folders import EXISTING_DIR, list_checkpoints
 from recoverkit.cli._output import CheckFailed, check_output_path, make_console, print_json, usage_error, write_output_file
+from recoverkit.cli._verify import verify
 from recoverkit.hooks.torch_hooks import torch_patched_state_dict_load
 from recoverkit.state_dict.average import average_checkpoints
 from recoverkit.storage.layout import Checkpoint
@@ -94,6 +95,7 @@ def average(
             "averaging those."
         )
 
+    _check_not_broken(selected)
     averaged = _average(selected, recoverable)
     write_output_file(out_path, lambda path: torch.save(averaged, path), overwrite=force)
     summary = {
@@ -130,6 +132,22 @@ def _check_recoverable_exists(checkpoints_dir: pathlib.Path, recoverable: str) -
     names = sorted({name for checkpoint in list_checkpoints(checkpoints_dir) for name in checkpoint.paramfiles})
     if names and recoverable not in names:
         usage_error(f"No checkpoint in {checkpoints_dir} has recoverable {recoverable!r}. They have: {', '.join(names)}.")
+
+
+def _check_not_broken(selected: list[Checkpoint]) -> None:
+    """Raise CheckFailed if a selected checkpoint differs from its manifest.
+
+    Altered bytes can still load as tensors, so only verification keeps them
+    out of the average.
+    """
+    broken = [(checkpoint, verify(checkpoint, "full")) for checkpoint in selected]
+    broken = [(checkpoint, verification) for checkpoint, verification in broken if verification.failed]
+    if broken:
+        details = "; ".join(f"{checkpoint.path.name}: {', '.join(verification.problems)}" for checkpoint, verification in broken)
+        raise CheckFailed(
+            f"Not averaging: {len(broken)} selected checkpoints are broken ({details}). "
+            "Move them out of the folder, or select others."
+        )
 
 
 def _average(selected: list[Checkpoint], recoverable: str) -> dict[str, Any]:
