@@ -67,7 +67,7 @@ def load_hyperpyyaml_file(path: pathlib.Path, text: str, overrides: Any, origin:
         # A TypeError or ValueError may come from the constructor a tag calls, so keep it as the cause.
         raise _loading_error(error, text, origin) from error
     if not isinstance(loaded, Mapping):
-        raise origin.error("<top level>", f"the file holds a {type(loaded).__name__}, not a mapping.",
+        raise origin.error("<top level>", f"the file contains a {type(loaded).__name__}, not a mapping.",
                            "a mapping of names to values.")
     return dict(loaded)
 

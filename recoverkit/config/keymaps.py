@@ -57,7 +57,7 @@ def resolve_config_keymap(value: Any, key_path: str, origin: ConfigOrigin) -> An
     """Return the Keymap that ``value`` names, with paths resolved as configs resolve them.
 
     A relative file path is tried from the current folder, then from the
-    config file's folder; a bare name that is not built in is looked up as
+    config file's folder. A bare name that is not built in is looked up as
     ``keymap/<name>.yaml`` in the config roots.
     """
     from recoverkit.state_dict.keymap import resolve_keymap

@@ -56,6 +56,9 @@ class LoadedCheckpointer:
         for HyperPyYAML files.
     source : str
         The config file, or ``<dict>`` / ``<DictConfig>``.
+    load_hooks : dict
+        The ``load_hook`` entries of the config by recoverable name; transfers
+        use them before any default hook.
     """
 
     checkpointer: Checkpointer
@@ -65,6 +68,7 @@ class LoadedCheckpointer:
     transfers: list[TransferSpec] = field(default_factory=list)
     config: Any = None
     source: str = ""
+    load_hooks: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     @property
     def recoverables(self) -> dict[str, Any]:
@@ -96,7 +100,7 @@ class LoadedCheckpointer:
         overwrites transferred values when a checkpoint exists.
         """
         for spec in self.transfers:
-            apply_transfer(spec, self.checkpointer)
+            apply_transfer(spec, self.checkpointer, self.load_hooks)
 
 
 def apply_transfers(loaded: LoadedCheckpointer) -> None:
@@ -122,8 +126,8 @@ def load_checkpointer(
     source : path, DictConfig or dict
         A Hydra/OmegaConf YAML file, a HyperPyYAML file, a DictConfig or a
         dict. A file is read as HyperPyYAML if its name ends in ``.hpy.yaml``
-        or ``.hparams.yaml`` or it uses a HyperPyYAML tag (``!new:``,
-        ``!ref``, ``!name:`` ...); otherwise it is composed with Hydra.
+        or ``.hparams.yaml``, or if it uses a HyperPyYAML tag (``!new:``,
+        ``!ref``, ``!name:`` ...). Any other file is composed with Hydra.
     overrides : sequence of str, dict or str
         For Hydra files, overrides such as ``retention=best_valid_loss`` or
         ``retention.num_to_keep=3``; for a DictConfig or dict, ``key=value``
@@ -214,23 +218,26 @@ def _with_dotlist(config: DictConfig, overrides: Any, label: str) -> DictConfig:
     return merged
 
 
-def _load_hydra(config: DictConfig, origin: ConfigOrigin, given: Mapping[str, Any] | None) -> LoadedCheckpointer:
-    builder = ObjectBuilder(config, origin, given)
+def _load_hydra(config: DictConfig, origin: ConfigOrigin, supplied: Mapping[str, Any] | None) -> LoadedCheckpointer:
+    builder = ObjectBuilder(config, origin, supplied)
     live = LiveObjects(builder.is_object_path)
     plan = plan_section(read_section(config, origin), origin, live)
     keymaps = plan_keymaps(plan.config, origin)
     transfers = plan_transfers(plan.config, origin)
     built = builder.build_top_level()
     checkpointer = _build_checkpointer(plan, builder.get, keymaps, origin)
-    return LoadedCheckpointer(checkpointer, built, plan.retention, plan.schedule, transfers, config, origin.label)
+    return LoadedCheckpointer(
+        checkpointer, built, plan.retention, plan.schedule, transfers, config, origin.label, _declared_load_hooks(plan)
+    )
 
 
 def _load_hyperpyyaml(
-    path: pathlib.Path, text: str, overrides: Any, given: Mapping[str, Any] | None, origin: ConfigOrigin
+    path: pathlib.Path, text: str, overrides: Any, supplied: Mapping[str, Any] | None, origin: ConfigOrigin
 ) -> LoadedCheckpointer:
     loaded = load_hyperpyyaml_file(path, text, overrides, origin)
     built = {key: value for key, value in loaded.items() if not isinstance(value, _PLAIN_TYPES)}
-    built.update(given or {})
+    built.update(supplied or {})
+
     section = loaded.get(SECTION)
     if isinstance(section, Checkpointer):
         # SpeechBrain style: the file built the Checkpointer itself with !new:.
@@ -249,14 +256,21 @@ def _load_hyperpyyaml(
             f"got an object of type {cls.__module__}.{cls.__qualname__}.",
             "!new:recoverkit.Checkpointer, or a mapping in the recoverkit schema.",
         )
+
     names = dict(loaded)
-    names.update(given or {})
+    names.update(supplied or {})
     live = LiveObjects(lambda name: name in names and name != SECTION)
     plan = plan_section(section, origin, live)
     keymaps = plan_keymaps(plan.config, origin)
     transfers = plan_transfers(plan.config, origin)
     checkpointer = _build_checkpointer(plan, names.__getitem__, keymaps, origin)
-    return LoadedCheckpointer(checkpointer, built, plan.retention, plan.schedule, transfers, loaded, origin.label)
+    return LoadedCheckpointer(
+        checkpointer, built, plan.retention, plan.schedule, transfers, loaded, origin.label, _declared_load_hooks(plan)
+    )
+
+
+def _declared_load_hooks(plan: SectionPlan) -> dict[str, Callable[..., Any]]:
+    return {item.name: item.load_hook for item in plan.recoverables if item.load_hook is not None}
 
 
 def _build_checkpointer(

@@ -1,7 +1,7 @@
 """Building the objects of a Hydra config (``_target_`` nodes) so they can be shared.
 
 Hydra's own ``instantiate`` builds a fresh object for every ``${model}``
-interpolation, so the model given to the optimizer and the model saved by
+interpolation, so the model passed to the optimizer and the model saved by
 the checkpointer would be two different objects. This builder makes one
 object per config node: an interpolation that is the whole value and names
 a ``_target_`` node (or an entry of ``objects=``) passes the same object.
@@ -55,46 +55,46 @@ class ObjectBuilder:
         The composed config.
     origin : ConfigOrigin
         Names the file in error messages.
-    given : mapping, optional
+    supplied : mapping, optional
         Objects passed in by the caller. A config key with the same name is
-        not built, and interpolations of that name receive the given object.
+        not built, and interpolations of that name receive the supplied object.
     """
 
-    def __init__(self, config: DictConfig, origin: ConfigOrigin, given: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, config: DictConfig, origin: ConfigOrigin, supplied: Mapping[str, Any] | None = None) -> None:
         self.config = config
         self.origin = origin
-        self.given = dict(given or {})
+        self.supplied = dict(supplied or {})
         self.built: dict[str, Any] = {}
         self._building: list[str] = []
 
     def is_object_path(self, path: str) -> bool:
-        """Return True if ``path`` names a given object or a ``_target_`` node of the config."""
-        if path in self.given:
+        """Return True if ``path`` names a supplied object or a ``_target_`` node of the config."""
+        if path in self.supplied:
             return True
         node = self._select(path)
         return isinstance(node, DictConfig) and TARGET_KEY in node
 
     def build_top_level(self) -> dict[str, Any]:
-        """Build every top-level ``_target_`` node that no given object replaces.
+        """Build every top-level ``_target_`` node that no supplied object replaces.
 
         Returns
         -------
         dict
-            Top-level key to object, for the given objects too.
+            Top-level key to object, for the supplied objects too.
         """
         result: dict[str, Any] = {}
         for key in self.config:
             key = str(key)
-            if key in self.given or self.is_object_path(key):
+            if key in self.supplied or self.is_object_path(key):
                 result[key] = self.get(key)
-        for key, value in self.given.items():
+        for key, value in self.supplied.items():
             result.setdefault(key, value)
         return result
 
     def get(self, path: str) -> Any:
         """Return the object at ``path``, building it (and what it refers to) on first use."""
-        if path in self.given:
-            return self.given[path]
+        if path in self.supplied:
+            return self.supplied[path]
         if path in self.built:
             return self.built[path]
         if path in self._building:

@@ -1,4 +1,4 @@
-"""Where a config came from, and the one-message errors that name it."""
+"""The origin of a config (a file or an in-memory object), and the one-message errors that name it."""
 
 from __future__ import annotations
 

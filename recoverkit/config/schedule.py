@@ -12,7 +12,7 @@ __all__ = ["SaveSchedule"]
 class SaveSchedule:
     """The points of a run at which a checkpoint is saved.
 
-    A runner asks :meth:`should_save_at_epoch_end` after each epoch,
+    A runner calls :meth:`should_save_at_epoch_end` after each epoch,
     :meth:`should_save_at_step` after each optimizer step and
     :meth:`should_save_by_time` inside an epoch, and installs handlers for
     :attr:`signals` that save and then exit.

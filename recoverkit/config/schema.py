@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -23,6 +24,7 @@ __all__ = [
     "ScheduleConfig",
     "TransferConfig",
     "describe_field",
+    "find_container_mismatch",
     "register_schema",
 ]
 
@@ -134,6 +136,49 @@ def describe_field(key_path: str) -> tuple[str, list[str]]:
             break
     accepted = _field_names(section) if section is not None else []
     return _describe_annotation(annotation), accepted
+
+
+def find_container_mismatch(data: Any, annotation: Any = CheckpointerConfig, path: str = "") -> tuple[str, str, Any] | None:
+    """Find the first place where ``data`` has a scalar for a container or the other way round.
+
+    OmegaConf reports such a mismatch without the key path, so this walk
+    runs before the merge. Returns ``(key_path, expected, value)`` or None.
+    """
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:
+        non_none = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if data is None or len(non_none) != 1:
+            return None
+        annotation = non_none[0]
+        origin = typing.get_origin(annotation)
+    if data is None or _is_interpolation(data):
+        return None
+    if dataclasses.is_dataclass(annotation) or origin is dict:
+        if not isinstance(data, Mapping):
+            return path, _describe_annotation(annotation), data
+        for key, value in data.items():
+            child = _child_annotation(annotation, str(key))
+            if child is not None:
+                found = find_container_mismatch(value, child, f"{path}.{key}" if path else str(key))
+                if found:
+                    return found
+        return None
+    if origin is list:
+        if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Sequence):
+            return path, _describe_annotation(annotation), data
+        item_type = typing.get_args(annotation)[0]
+        for index, value in enumerate(data):
+            found = find_container_mismatch(value, item_type, f"{path}.{index}")
+            if found:
+                return found
+        return None
+    if isinstance(data, (Mapping, list, tuple)) and annotation is not Any:
+        return path, _describe_annotation(annotation), data
+    return None
+
+
+def _is_interpolation(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("${")
 
 
 def _child_annotation(annotation: Any, part: str) -> Any:

@@ -20,7 +20,12 @@ from omegaconf.errors import OmegaConfBaseException
 from recoverkit.config.imports import import_by_path
 from recoverkit.config.origin import SECTION, ConfigOrigin
 from recoverkit.config.schedule import SaveSchedule
-from recoverkit.config.schema import BUILTIN_RECOVERABLES, CheckpointerConfig, RecoverableConfig
+from recoverkit.config.schema import (
+    BUILTIN_RECOVERABLES,
+    CheckpointerConfig,
+    RecoverableConfig,
+    find_container_mismatch,
+)
 from recoverkit.errors import InvalidRetentionPolicyError
 from recoverkit.retention.policies import IMPORTANCE_KEYS, RetentionPolicy
 
@@ -64,7 +69,7 @@ class LiveObjects:
 
 @dataclass
 class RecoverablePlan:
-    """What to register for one recoverable: where its object comes from and its hooks."""
+    """The registration of one recoverable: the source of its object, and its hooks."""
 
     name: str
     ref: str | None = None
@@ -113,11 +118,11 @@ def plan_section(raw: Any, origin: ConfigOrigin, live: LiveObjects) -> SectionPl
             "a mapping with keys checkpoints_dir, recoverables, retention, schedule, keymaps, transfer.",
         )
     plain = _swap_objects(dict(raw), live)
-    plain["recoverables"] = _normalize_recoverables(plain.get("recoverables"), origin, live)
+    plain["recoverables"], bare = _normalize_recoverables(plain.get("recoverables"), origin, live)
     config = validate_schema(plain, origin)
     plan = SectionPlan(config=config)
     plan.recoverables = [
-        _plan_recoverable(name, entry, origin, live) for name, entry in config.recoverables.items()
+        _plan_recoverable(name, entry, origin, live, name in bare) for name, entry in config.recoverables.items()
     ]
     plan.retention = _build_retention(config, origin, live)
     plan.schedule = _build_schedule(config, origin)
@@ -126,6 +131,14 @@ def plan_section(raw: Any, origin: ConfigOrigin, live: LiveObjects) -> SectionPl
 
 def validate_schema(plain: Mapping[str, Any], origin: ConfigOrigin) -> CheckpointerConfig:
     """Merge ``plain`` into the structured schema and return the typed section."""
+    mismatch = find_container_mismatch(plain)
+    if mismatch is not None:
+        relative, expected, value = mismatch
+        raise origin.error(
+            f"{SECTION}.{relative}" if relative else SECTION,
+            f"got {value!r} of type {type(value).__name__}.",
+            f"{expected}.",
+        )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(CheckpointerConfig), plain)
         config = OmegaConf.to_object(merged)
@@ -147,21 +160,37 @@ def _swap_objects(value: Any, live: LiveObjects) -> Any:
     return live.placeholder(value)
 
 
-def _normalize_recoverables(value: Any, origin: ConfigOrigin, live: LiveObjects) -> Any:
+def _normalize_recoverables(value: Any, origin: ConfigOrigin, live: LiveObjects) -> tuple[Any, set[str]]:
+    """Bring every recoverable entry to mapping form.
+
+    Returns the entries and the names of those written as a bare
+    ``${name}`` interpolation, whose errors name the entry itself rather
+    than its ``ref`` key. Interpolations become plain names here because
+    OmegaConf would try to resolve them inside the section.
+    """
     if value is None:
-        return {}
+        return {}, set()
     if not isinstance(value, Mapping):
-        return value  # The schema check reports the wrong type.
-    normalized = {}
+        return value, set()  # The schema check reports the wrong type.
+    normalized: dict[str, Any] = {}
+    bare: set[str] = set()
     for name, entry in value.items():
         key_path = f"{SECTION}.recoverables.{name}"
         if isinstance(entry, str):
             normalized[name] = _normalize_recoverable_string(entry, key_path, origin, live)
+            if INTERPOLATION.fullmatch(entry.strip()):
+                bare.add(str(name))
         elif entry is None:
             raise origin.error(key_path, "the recoverable refers to nothing (null).", RECOVERABLE_FORMS)
+        elif isinstance(entry, Mapping):
+            normalized[name] = dict(entry)
+            ref = entry.get("ref")
+            match = INTERPOLATION.fullmatch(ref.strip()) if isinstance(ref, str) else None
+            if match:
+                normalized[name]["ref"] = match.group(1)
         else:
             normalized[name] = entry
-    return normalized
+    return normalized, bare
 
 
 def _normalize_recoverable_string(entry: str, key_path: str, origin: ConfigOrigin, live: LiveObjects) -> dict[str, Any]:
@@ -175,14 +204,16 @@ def _normalize_recoverable_string(entry: str, key_path: str, origin: ConfigOrigi
     raise origin.error(key_path, f"got the string {entry!r}.", RECOVERABLE_FORMS)
 
 
-def _plan_recoverable(name: str, entry: RecoverableConfig, origin: ConfigOrigin, live: LiveObjects) -> RecoverablePlan:
+def _plan_recoverable(
+    name: str, entry: RecoverableConfig, origin: ConfigOrigin, live: LiveObjects, bare: bool
+) -> RecoverablePlan:
     key_path = f"{SECTION}.recoverables.{name}"
     if (entry.ref is None) == (entry.builtin is None):
-        given = "both ref and builtin" if entry.ref is not None else "neither ref nor builtin"
-        raise origin.error(key_path, f"the entry has {given}.", RECOVERABLE_FORMS)
+        present = "both ref and builtin" if entry.ref is not None else "neither ref nor builtin"
+        raise origin.error(key_path, f"the entry has {present}.", RECOVERABLE_FORMS)
     plan = RecoverablePlan(name=name, optional_load=entry.optional_load)
     if entry.ref is not None:
-        _plan_reference(plan, entry.ref, key_path, origin, live)
+        _plan_reference(plan, entry.ref, key_path if bare else f"{key_path}.ref", origin, live)
     else:
         _plan_builtin(plan, entry, key_path, origin)
     if entry.limit is not None and plan.builtin != "epoch_counter":
@@ -198,11 +229,10 @@ def _plan_reference(plan: RecoverablePlan, ref: str, key_path: str, origin: Conf
         plan.inline = live.inline(ref)
         plan.has_inline = True
         return
-    match = INTERPOLATION.fullmatch(ref.strip())
-    name = match.group(1) if match else ref.strip()
+    name = ref.strip()
     if not live.has_name(name):
         raise origin.error(
-            f"{key_path}.ref" if not match else key_path,
+            key_path,
             f"the recoverable refers to {name!r}, which is neither a key of the config nor "
             "an object passed in objects=.",
             "the name of a config key that builds an object (has _target_ or !new:), "

@@ -1,6 +1,6 @@
 """Retention policies: which checkpoints survive after each save.
 
-A :class:`RetentionPolicy` holds the arguments of
+A :class:`RetentionPolicy` contains the arguments of
 :meth:`Checkpointer.save_and_keep_only` as one value, so a config file or a
 runner can declare them once, and adds ``keep_every_n_epochs``: end-of-epoch
 checkpoints whose ``epoch`` meta value is a multiple of n are never deleted,
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 ImportanceKey = Callable[[Checkpoint], Any]
 Predicate = Callable[[Checkpoint], bool]
 
-#: The meta key that holds the number of the epoch a checkpoint was saved in.
+#: The meta key whose value is the number of the epoch a checkpoint was saved in.
 EPOCH_META_KEY = "epoch"
 
 #: Importance keys that configs may name by a short name.
