@@ -361,15 +361,35 @@ class ConcatRule(Rule):
 
     def _concatenate(self, keys: list[str], entries: list[Entry]) -> torch.Tensor:
         values = [_require_tensor(entry.value, key, self.label) for key, entry in zip(keys, entries)]
-        try:
-            return torch.cat(values, dim=self.dim)
-        except (RuntimeError, IndexError) as error:
+        shape = self._concatenated_shape(keys, values)
+        if all(value.device.type == "meta" for value in values):
+            # torch.cat on meta tensors loads torch's meta kernels on first use, which
+            # takes seconds; a dry run needs only the shape and dtype.
+            dtype = values[0].dtype
+            for value in values[1:]:
+                dtype = torch.promote_types(dtype, value.dtype)
+            return torch.empty(shape, dtype=dtype, device="meta")
+        return torch.cat(values, dim=self.dim)
+
+    def _concatenated_shape(self, keys: list[str], values: list[torch.Tensor]) -> list[int]:
+        ndim = values[0].dim()
+        valid = ndim > 0 and -ndim <= self.dim < ndim
+        dim = self.dim % ndim if valid else 0
+        for value in values[1:]:
+            same_rank = value.dim() == ndim
+            valid = valid and same_rank and all(
+                value.shape[axis] == values[0].shape[axis] for axis in range(ndim) if axis != dim
+            )
+        if not valid:
             shapes = ", ".join(f"{key!r} {describe_value(value)}" for key, value in zip(keys, values))
             raise KeymapError(
                 f"Keymap rule {self.label!r} cannot concatenate along dim {self.dim}: {shapes}. "
                 "The tensors must have the same number of dimensions and equal sizes "
                 "except along 'dim'."
-            ) from error
+            )
+        shape = list(values[0].shape)
+        shape[dim] = sum(value.shape[dim] for value in values)
+        return shape
 
     def describe(self) -> str:
         joined = " + ".join(template.text for template in self.sources)
@@ -450,8 +470,8 @@ class SplitRule(Rule):
                 f"Keymap rule {self.label!r} cannot split {key!r} ({describe_value(value)}) "
                 f"into sizes {sizes} along dim {self.dim}: they sum to {sum(sizes)}, not {length}."
             )
-        # Clone so that each piece owns its memory: safetensors rejects tensors that share it.
-        return [piece.clone() for piece in torch.split(value, sizes, dim=self.dim)]
+        # Copy so that each piece owns its memory: safetensors rejects tensors that share it.
+        return [_owning_copy(piece) for piece in torch.split(value, sizes, dim=self.dim)]
 
     def describe(self) -> str:
         joined = ", ".join(template.text for template in self.targets)
@@ -516,7 +536,7 @@ class TransposeRule(_ValueTransformRule):
 
     def transform(self, key: str, value: torch.Tensor) -> torch.Tensor:
         try:
-            return value.transpose(*self.dims).contiguous()
+            return _owning_copy(value.transpose(*self.dims))
         except IndexError as error:
             raise KeymapError(
                 f"Keymap rule {self.label!r} cannot transpose dims {list(self.dims)} of {key!r} "
@@ -546,7 +566,7 @@ class ReshapeRule(_ValueTransformRule):
 
     def transform(self, key: str, value: torch.Tensor) -> torch.Tensor:
         try:
-            return value.reshape(self.shape).contiguous()
+            return _owning_copy(value.reshape(self.shape))
         except RuntimeError as error:
             raise KeymapError(
                 f"Keymap rule {self.label!r} cannot reshape {key!r} ({describe_value(value)}) "
@@ -589,6 +609,17 @@ def _compile_regex(pattern: str, label: str) -> re.Pattern[str]:
             f"Invalid keymap rule {label!r}: pattern {pattern!r} is not a valid regular "
             f"expression ({error})."
         ) from error
+
+
+def _owning_copy(value: torch.Tensor) -> torch.Tensor:
+    """Return a contiguous copy of ``value``; meta tensors (dry runs) are returned as they are.
+
+    Copying a strided meta tensor loads torch's meta kernels on first use,
+    which takes seconds, and a dry run needs only the shape.
+    """
+    if value.device.type == "meta":
+        return value
+    return value.clone(memory_format=torch.contiguous_format)
 
 
 def _require_tensor(value: Any, key: str, label: str) -> torch.Tensor:
