@@ -132,7 +132,7 @@ def load_recipe(path: str | pathlib.Path, overrides: Sequence[str], output_dir: 
     overrides = tuple(overrides)
 
     if not is_hyperpyyaml(recipe_path):
-        config = compose_config(recipe_path, [*overrides, f"++output_dir={output_dir}"])
+        config = compose_config(recipe_path, [*overrides, f"++output_dir={hydra_quoted(str(output_dir))}"])
         return load_recipe_config(config, recipe_path, overrides, output_dir)
     # A HyperPyYAML file builds its objects while it is read, so seed first.
     # The recipe's own seed applies from the start of training on.
@@ -184,6 +184,18 @@ def _recipe(recipe_path: pathlib.Path, overrides: Sequence[str], output_dir: pat
         retention=loaded.retention,
         transfers=list(loaded.transfers),
     )
+
+
+def hydra_quoted(text: str) -> str:
+    """Quote ``text`` as a Hydra override value, so ``=``, ``,`` and brackets in paths stay literal.
+
+    Example
+    -------
+    >>> hydra_quoted("out/lr=0.1,seed=1")
+    "'out/lr=0.1,seed=1'"
+    """
+    escaped = text.replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def _put_on_sys_path(folder: pathlib.Path) -> None:

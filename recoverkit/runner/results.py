@@ -10,6 +10,7 @@ import pathlib
 import time
 from typing import Any
 
+from recoverkit import distributed
 from recoverkit.runner.engine import Trainer, is_end_of_epoch, resume_order
 from recoverkit.storage.layout import Checkpoint
 
@@ -69,8 +70,9 @@ def finish_run(trainer: Trainer, output_dir: pathlib.Path, started: float, extra
         "train_seconds": round(trainer.loop_state.train_seconds, 3),
         "wall_time_seconds": round(time.monotonic() - started, 3),
     }
-    write_json_atomically(output_dir / RESULTS_FILENAME, results)
-    logger.info("Wrote %s", output_dir / RESULTS_FILENAME)
+    if distributed.is_main_process():
+        write_json_atomically(output_dir / RESULTS_FILENAME, results)
+        logger.info("Wrote %s", output_dir / RESULTS_FILENAME)
     return results
 
 
@@ -100,11 +102,12 @@ def _select_for_averaging(trainer: Trainer, checkpoints: list[Checkpoint]) -> li
         chosen = scored[: spec.count]
     if len(chosen) < spec.count:
         logger.warning(
-            "Averaging %d checkpoints instead of %d: the retention policy kept only %d "
-            "end-of-epoch checkpoints. Keep at least %d to average that many.",
+            "Averaging %d checkpoints instead of %d: only %d end-of-epoch checkpoints exist. "
+            "Train at least %d epochs and let the retention policy keep %d checkpoints.",
             len(chosen),
             spec.count,
             len(chosen),
+            spec.count,
             spec.count,
         )
     return chosen

@@ -22,7 +22,7 @@ from typing import Any
 
 from recoverkit.errors import TrainingInterruptedError
 from recoverkit.runner.output import recipe_name, run_dirname, run_output_dir
-from recoverkit.runner.recipe import is_hyperpyyaml
+from recoverkit.runner.recipe import hydra_quoted, is_hyperpyyaml
 from recoverkit.runner.run import run_recipe
 
 __all__ = ["expand_sweep", "run_sweep", "sweep_table_rows", "write_sweep_table"]
@@ -130,6 +130,7 @@ def _run_hydra_multirun(path: pathlib.Path, overrides: Sequence[str], output_roo
     from omegaconf import OmegaConf, open_dict
 
     from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
 
     from recoverkit.config.hydra_frontend import BUILTIN_CONF_DIR
     from recoverkit.runner.recipe import load_recipe_config
@@ -167,13 +168,14 @@ def _run_hydra_multirun(path: pathlib.Path, overrides: Sequence[str], output_roo
 
     sweep_dir = (pathlib.Path(output_root) / recipe_name(recipe_path)).resolve()
     hydra_overrides = [
-        f"hydra.sweep.dir={sweep_dir}",
-        f"hydra.sweep.subdir=${{{_RESOLVER}:${{hydra.overrides.task}}}}",
+        f"hydra.sweep.dir={hydra_quoted(str(sweep_dir))}",
+        # Quoted, because the override grammar does not take a nested interpolation bare.
+        f"hydra.sweep.subdir='${{{_RESOLVER}:${{hydra.overrides.task}}}}'",
         "hydra.job.chdir=False",
     ]
     search_path = create_config_search_path(str(recipe_path.parent))
     if BUILTIN_CONF_DIR.is_dir():
-        search_path.append("recoverkit", f"file://{BUILTIN_CONF_DIR}")
+        search_path.append("recoverkit", f"file://{BUILTIN_CONF_DIR}", anchor=SearchPathQuery(provider="main"))
     GlobalHydra.instance().clear()
     try:
         hydra = Hydra.create_main_hydra2(task_name=recipe_name(recipe_path), config_search_path=search_path)
