@@ -129,11 +129,11 @@ def load_checkpointer(
         or ``.hparams.yaml``, or if it uses a HyperPyYAML tag (``!new:``,
         ``!ref``, ``!name:`` ...). Any other file is composed with Hydra.
     overrides : sequence of str, dict or str
-        For Hydra files, overrides such as ``retention=best_valid_loss`` or
-        ``retention.num_to_keep=3``; for a DictConfig or dict, ``key=value``
-        strings merged in (no group switching); for HyperPyYAML files, a
-        dict or YAML string as ``load_hyperpyyaml`` takes, or ``key=value``
-        strings.
+        For Hydra files: overrides such as ``retention=best_valid_loss`` or
+        ``retention.num_to_keep=3``. For a DictConfig or dict: ``key=value``
+        strings, merged in without group switching. For HyperPyYAML files:
+        a dict or YAML string as ``load_hyperpyyaml`` takes, or
+        ``key=value`` strings.
     objects : mapping, optional
         Objects built by the caller, by name. Recoverables can refer to them
         like to config keys, and a config key with the same name is not
@@ -220,6 +220,8 @@ def _with_dotlist(config: DictConfig, overrides: Any, label: str) -> DictConfig:
 
 def _load_hydra(config: DictConfig, origin: ConfigOrigin, supplied: Mapping[str, Any] | None) -> LoadedCheckpointer:
     builder = ObjectBuilder(config, origin, supplied)
+    if builder.is_object_path(SECTION):
+        return _load_hydra_instantiated(config, origin, builder)
     live = LiveObjects(builder.is_object_path)
     plan = plan_section(read_section(config, origin), origin, live)
     keymaps = plan_keymaps(plan.config, origin)
@@ -229,6 +231,20 @@ def _load_hydra(config: DictConfig, origin: ConfigOrigin, supplied: Mapping[str,
     return LoadedCheckpointer(
         checkpointer, built, plan.retention, plan.schedule, transfers, config, origin.label, _declared_load_hooks(plan)
     )
+
+
+def _load_hydra_instantiated(config: DictConfig, origin: ConfigOrigin, builder: ObjectBuilder) -> LoadedCheckpointer:
+    """Load a config whose ``checkpointer`` is a ``_target_`` node, like a SpeechBrain ``!new:``."""
+    built = builder.build_top_level()
+    checkpointer = built[SECTION]
+    if not isinstance(checkpointer, Checkpointer):
+        cls = type(checkpointer)
+        raise origin.error(
+            f"{SECTION}._target_",
+            f"it builds a {cls.__module__}.{cls.__qualname__}, not a Checkpointer.",
+            "_target_: recoverkit.Checkpointer, or a checkpointer mapping in the recoverkit schema.",
+        )
+    return LoadedCheckpointer(checkpointer, built, RetentionPolicy(), SaveSchedule(), [], config, origin.label)
 
 
 def _load_hyperpyyaml(

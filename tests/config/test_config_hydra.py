@@ -217,3 +217,20 @@ def test_custom_hooks_by_import_path(write_config, tmp_path: pathlib.Path) -> No
     finally:
         sys.path.remove(str(hooks.parent))
         sys.modules.pop("rk_test_hooks_module", None)
+
+
+def test_checkpointer_as_target_node(tmp_path: pathlib.Path) -> None:
+    source = {
+        "model": {"_target_": "torch.nn.Linear", "in_features": 2, "out_features": 2},
+        "checkpointer": {
+            "_target_": "recoverkit.Checkpointer",
+            "checkpoints_dir": str(tmp_path / "ckpts"),
+            "recoverables": {"model": "${model}"},
+        },
+    }
+
+    loaded = load_checkpointer(source)
+
+    assert isinstance(loaded.checkpointer, Checkpointer)
+    assert loaded.recoverables["model"] is loaded.objects["model"]
+    assert loaded.retention == RetentionPolicy()
