@@ -16,6 +16,7 @@ from rich.text import Text
 from recoverkit.cli._contents import LoadFailed, load_parameter_file
 from recoverkit.cli._folders import load_checkpoint_folder
 from recoverkit.cli._output import CheckFailed, check_output_path, make_console, print_json, usage_error, write_output_file
+from recoverkit.cli._verify import verify
 from recoverkit.storage.layout import METAFNAME, PARAMFILE_EXT
 
 __all__ = ["convert"]
@@ -150,6 +151,11 @@ def _folder_sources(source: pathlib.Path, target_format: str, recoverables: Sequ
     if not (source / METAFNAME).exists():
         usage_error(f"{source} is not a checkpoint folder (no {METAFNAME}); pass a CKPT+* folder or a file.")
     checkpoint, _manifest = load_checkpoint_folder(source)
+    verification = verify(checkpoint, "full")
+    if verification.failed:
+        raise CheckFailed(
+            f"Not converting: checkpoint {source} is broken ({'; '.join(verification.problems)})."
+        )
     unknown = [name for name in recoverables if name not in checkpoint.paramfiles]
     if unknown:
         usage_error(

@@ -178,3 +178,10 @@ class _Counter:
 
     def load_state_dict(self, state: dict) -> None:
         self.value = state["value"]
+
+
+def test_group_help_lists_commands(run):
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("average", "convert", "inspect", "ls", "plot", "prune"):
+        assert f"  {command} " in result.stdout
