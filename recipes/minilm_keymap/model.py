@@ -19,7 +19,7 @@ __all__ = ["EncoderConfig", "SentenceEncoder", "TokenEmbeddings", "mean_pool"]
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Sizes of the encoder; the defaults are those of all-MiniLM-L6-v2."""
+    """Sizes of the encoder. The defaults are those of all-MiniLM-L6-v2."""
 
     vocab_size: int = 30522
     hidden_size: int = 384
@@ -108,6 +108,6 @@ class SentenceEncoder(nn.Module):
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average the token states of each row over its real tokens (mask 1)."""
     weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    # Zero the padding states first: their values are undefined and may be NaN.
+    # Zero the padding states first, because the encoder leaves their values undefined.
     summed = torch.where(weights > 0, hidden, torch.zeros_like(hidden)).sum(dim=1)
     return summed / weights.sum(dim=1).clamp(min=1e-9)

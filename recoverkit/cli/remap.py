@@ -86,7 +86,7 @@ def remap(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Map the keys of the weights file SRC through keymaps; write DST or, with --dry-run, report."""
+    """Map the keys of the weights file SRC through keymaps and write DST, or print the report with --dry-run."""
     if out_path is None and not dry_run:
         usage_error("Give --out DST for the converted file, or --dry-run to only print the report.")
     if out_path is not None and not dry_run:

@@ -57,7 +57,7 @@ SAFETENSORS_SUFFIXES: tuple[str, ...] = (".safetensors",)
 def load_state_dict_file(path: PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a weights file into a state dict and apply the project-wide key renames.
 
-    A file whose top level holds a ``state_dict`` entry next to other
+    A file whose top level contains a ``state_dict`` entry next to other
     values, as PyTorch Lightning checkpoints do, yields that entry.
 
     Parameters
@@ -170,9 +170,9 @@ def transfer_parameters(
 ) -> KeymapReport | None:
     """Load the weights in one file into ``obj``.
 
-    The hook is chosen in this order: ``custom_hook``; the transfer hook of
-    the object's class (``DEFAULT_TRANSFER_HOOKS``); its load hook
-    (``DEFAULT_LOAD_HOOKS``, called with ``end_of_epoch=False``). When that
+    The hook is chosen in this order: ``custom_hook``, then the transfer
+    hook of the object's class (``DEFAULT_TRANSFER_HOOKS``), then its load
+    hook (``DEFAULT_LOAD_HOOKS``, called with ``end_of_epoch=False``). When that
     is one of recoverkit's own PyTorch hooks, or the object only has
     ``state_dict``/``load_state_dict``, recoverkit reads the file itself,
     maps it through ``keymap`` and loads it with a dry-run report. A hook of
@@ -262,7 +262,7 @@ def find_transfer_files(source: PathLike, names: Mapping[str, str]) -> dict[str,
     ----------
     source : str or pathlib.Path
         A weights file (then ``names`` must have exactly one entry), a
-        checkpoint folder (one that holds ``CKPT.yaml``), or a checkpoints
+        checkpoint folder (one that contains ``CKPT.yaml``), or a checkpoints
         folder, whose newest checkpoint is used.
     names : mapping
         Recoverable name -> name of its file in the checkpoint, without the
@@ -334,7 +334,7 @@ def transfer(
     recoverables : mapping
         Name -> object, such as a Checkpointer's ``recoverables``.
     source : str or pathlib.Path
-        A weights file, a checkpoint folder or a checkpoints folder; see
+        A weights file, a checkpoint folder or a checkpoints folder, as in
         :func:`find_transfer_files`.
     names : list or mapping, optional
         The recoverables to load (default: all). A mapping gives, for each

@@ -103,7 +103,7 @@ def test_dtype_mismatch_is_only_a_warning(caplog):
     assert "cast on load" in caplog.text
 
 
-def test_two_sources_on_one_target_name_keys_and_shapes():
+def test_collision_names_keys_and_shapes():
     source = {"enc.w": torch.zeros(2, 2), "encoder.w": torch.zeros(3)}
     keymap = Keymap.from_rules([{"name": "short", "prefix": {"from": "encoder.", "to": "enc."}}])
     with pytest.raises(KeymapError) as raised:

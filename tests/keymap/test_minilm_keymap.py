@@ -109,3 +109,19 @@ def test_mapped_encoder_survives_a_checkpoint(encoder, batch, minilm_recipe, tmp
     with torch.no_grad():
         args = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
         assert torch.equal(restored.embed(*args), encoder.embed(*args))
+
+
+def test_embed_script_prints_similarities(capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "minilm_keymap" / "embed.py"
+    spec = importlib.util.spec_from_file_location("recoverkit_recipe_minilm_embed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["A man plays the guitar.", "Someone is playing a guitar."])
+    output = capsys.readouterr().out
+    assert "Keymap 'minilm': 104 source keys -> 77 keys" in output
+    rows = output.split("Cosine similarities:\n")[1].splitlines()
+    assert rows[0].split()[0] == "1.000"
+    assert float(rows[0].split()[1]) > 0.5

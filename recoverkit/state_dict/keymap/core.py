@@ -38,7 +38,7 @@ TargetSpecs = dict[str, tuple[tuple[int, ...] | None, torch.dtype | None]]
 class Keymap:
     """An ordered list of rules that renames, drops and transforms the entries of a state dict.
 
-    Each rule sees the state dict as the rules before it left it. Keys that
+    Each rule gets the state dict as the rules before it left it. Keys that
     no rule matches pass through unchanged.
 
     Parameters
@@ -89,7 +89,7 @@ class Keymap:
         Raises
         ------
         KeymapError
-            If a rule is invalid; the message names the rule and the keymap.
+            If a rule is invalid. The message names the rule and the keymap.
         """
         if isinstance(rules, (str, bytes, Mapping)) or not isinstance(rules, Iterable):
             raise KeymapError(
@@ -103,7 +103,7 @@ class Keymap:
     def from_file(cls, path: str | os.PathLike) -> Keymap:
         """Read a keymap YAML file.
 
-        The file holds a mapping with ``rules`` (a list) and optionally
+        The file contains a mapping with ``rules`` (a list) and optionally
         ``name`` (default: the file name without extension) and
         ``description``, or just the list of rules.
 
@@ -214,7 +214,7 @@ class Keymap:
         source : mapping
             The state dict to map. It is not modified.
         target : mapping or object with ``state_dict()``, optional
-            What the result will be loaded into; see :meth:`plan`.
+            What the result will be loaded into, as in :meth:`plan`.
         strict : bool
             If True, source keys the target lacks and target keys that no
             source key provides are errors. If False they are logged as
@@ -262,10 +262,10 @@ class Keymap:
 def resolve_keymap(spec: Any, base_dir: str | os.PathLike | None = None) -> Keymap:
     """Turn any way of naming a keymap into a :class:`Keymap`.
 
-    Accepted: a Keymap; a built-in name such as ``"ddp"``; the path of a
-    keymap file (relative paths are resolved against ``base_dir`` when
-    given); a mapping with ``rules``; a single rule as a mapping; or a list
-    of any of these, applied in order. OmegaConf containers are accepted too.
+    Accepted are a Keymap, a built-in name such as ``"ddp"``, the path of a
+    keymap file, a mapping with ``rules``, a single rule as a mapping, and a
+    list of any of these, applied in order. Relative paths are resolved
+    against ``base_dir`` when it is given. OmegaConf containers work too.
 
     Raises
     ------

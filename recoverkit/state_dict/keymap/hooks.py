@@ -83,7 +83,7 @@ def keymap_load_hook(keymap: Any, strict: bool = True) -> Callable[..., None]:
     Parameters
     ----------
     keymap : Keymap, str, mapping or list
-        Anything :func:`resolve_keymap` accepts; it is resolved now, so an
+        Anything :func:`resolve_keymap` accepts. It is resolved now, so an
         invalid keymap fails here rather than at the first load.
     strict : bool
         Whether unused and missing keys are errors (True) or warnings.

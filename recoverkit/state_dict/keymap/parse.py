@@ -53,7 +53,7 @@ RULE_KINDS: tuple[str, ...] = tuple(_FIELDS)
 def parse_rule(spec: Any, keymap_name: str, index: int) -> Rule:
     """Build one rule from its YAML form.
 
-    A rule is a mapping with exactly one rule kind as key, whose value holds
+    A rule is a mapping with exactly one rule kind as key, whose value contains
     the kind's fields, and optionally ``name``, a label for reports and
     errors: ``{"name": "strip-bert", "prefix": {"from": "bert.", "to": ""}}``.
     A drop rule may give its key template directly: ``{"drop": "pooler.dense.bias"}``.

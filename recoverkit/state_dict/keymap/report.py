@@ -66,7 +66,7 @@ class DtypeMismatch:
 
 @dataclass
 class KeymapReport:
-    """What a keymap does to one state dict, computed before any tensor is loaded.
+    """The outcome of a keymap on one state dict, computed before any tensor is loaded.
 
     ``unused`` and ``missing`` are empty and ``target_known`` is False when
     no target was given: without a target only the rules can be checked.
@@ -119,7 +119,7 @@ class KeymapReport:
     def warnings(self, strict: bool = True) -> list[str]:
         """Return one message per problem that lets the load go on.
 
-        Dtype mismatches always; unused and missing keys when not ``strict``.
+        Dtype mismatches always, and unused and missing keys when not ``strict``.
         """
         notes = []
         if not strict:
@@ -151,7 +151,7 @@ class KeymapReport:
         return messages
 
     def check(self, strict: bool = True, origin: str = "") -> None:
-        """Raise if the mapped state dict cannot be loaded; log the warnings otherwise.
+        """Raise if the mapped state dict cannot be loaded, and log the warnings otherwise.
 
         Parameters
         ----------
@@ -229,11 +229,11 @@ class KeymapReport:
 def _section(title: str, items: list[Any], render: Any, max_keys: int | None) -> list[str]:
     if not items:
         return []
-    shown = items if max_keys is None else items[:max_keys]
+    listed = items if max_keys is None else items[:max_keys]
     lines = ["", f"{title} ({len(items)}):"]
-    lines += [f"  {render(item)}" for item in shown]
-    if len(shown) < len(items):
-        lines.append(f"  ... and {len(items) - len(shown)} more")
+    lines += [f"  {render(item)}" for item in listed]
+    if len(listed) < len(items):
+        lines.append(f"  ... and {len(items) - len(listed)} more")
     return lines
 
 

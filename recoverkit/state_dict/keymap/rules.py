@@ -57,7 +57,7 @@ class Rule(ABC):
 
     @abstractmethod
     def changes(self, state: dict[str, Entry], context: RuleContext) -> list[Change]:
-        """Return what the rule does to ``state``; an empty list if it matches nothing."""
+        """Return the changes the rule makes to ``state``, or an empty list if it matches nothing."""
 
     @abstractmethod
     def describe(self) -> str:
@@ -88,7 +88,7 @@ class _KeyRenameRule(Rule):
 
 
 class RenameRule(_KeyRenameRule):
-    """Rename keys that match a template exactly; with no placeholders, rename one key.
+    """Rename the keys that match a template exactly. Without placeholders it renames one key.
 
     YAML: ``rename: {from: "encoder.layer.{n}.output.dense.{param}", to: "layers.{n}.linear2.{param}"}``.
     """
@@ -266,13 +266,13 @@ class DropRule(Rule):
 
     def __init__(self, label: str, key: str | None = None, prefix: str | None = None, regex: str | None = None) -> None:
         super().__init__(label)
-        given = {name: value for name, value in (("key", key), ("prefix", prefix), ("regex", regex)) if value is not None}
-        if len(given) != 1:
+        matchers = {name: value for name, value in (("key", key), ("prefix", prefix), ("regex", regex)) if value is not None}
+        if len(matchers) != 1:
             raise KeymapError(
                 f"Invalid keymap rule {label!r}: a drop rule needs exactly one of "
-                f"{list(self.MATCHERS)}, got {sorted(given) or 'none'}."
+                f"{list(self.MATCHERS)}, got {sorted(matchers) or 'none'}."
             )
-        (self.matcher, self.text), = given.items()
+        (self.matcher, self.text), = matchers.items()
         _check_string(self.text, self.matcher, label)
         self._template = KeyTemplate(self.text) if self.matcher == "key" else None
         self._regex = _compile_regex(self.text, label) if self.matcher == "regex" else None
@@ -551,7 +551,7 @@ class TransposeRule(_ValueTransformRule):
 
 
 class ReshapeRule(_ValueTransformRule):
-    """Give each matching tensor a new shape with the same number of elements; -1 infers one size.
+    """Give each matching tensor a new shape with the same number of elements (-1 infers one size).
 
     YAML: ``reshape: {from: "pos_embed", shape: [-1, 768]}`` (``to`` is optional).
     """
@@ -612,7 +612,7 @@ def _compile_regex(pattern: str, label: str) -> re.Pattern[str]:
 
 
 def _owning_copy(value: torch.Tensor) -> torch.Tensor:
-    """Return a contiguous copy of ``value``; meta tensors (dry runs) are returned as they are.
+    """Return a contiguous copy of ``value``, or ``value`` itself if it is a meta tensor (a dry run).
 
     Copying a strided meta tensor loads torch's meta kernels on first use,
     which takes seconds, and a dry run needs only the shape.

@@ -36,7 +36,7 @@ class Entry:
 
 @dataclass
 class Change:
-    """What one rule does at one place: the keys it removes and the entries it puts there."""
+    """One edit by a rule: the keys it removes and the entries it puts in their place."""
 
     consumed: tuple[str, ...]
     produced: list[tuple[str, Entry]] = field(default_factory=list)
@@ -44,7 +44,7 @@ class Change:
 
 @dataclass
 class RuleContext:
-    """What rules may read besides the state dict: the target's keys and the running tallies."""
+    """The inputs a rule may read besides the state dict (the target's keys) and the running tallies."""
 
     target: Mapping[str, tuple[tuple[int, ...] | None, torch.dtype | None]] | None
     dropped: dict[str, str] = field(default_factory=dict)

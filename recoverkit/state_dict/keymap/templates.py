@@ -11,7 +11,7 @@ __all__ = ["KeyTemplate"]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-#: What one placeholder matches: one dotted segment of a key, such as a layer index.
+#: The pattern of one placeholder: one dotted segment of a key, such as a layer index.
 SEGMENT_PATTERN = r"[^.]+"
 
 
