@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from recoverkit.checkpointer import Checkpointer
+from recoverkit.cli._output import CheckFailed, usage_error
 from recoverkit.storage.layout import METAFNAME, PARAMFILE_EXT, Checkpoint, is_checkpoint_dirname
 from recoverkit.storage.listing import read_checkpoint
 from recoverkit.storage.meta import END_OF_EPOCH_KEY, UNIXTIME_KEY, parse_meta
@@ -72,8 +73,6 @@ def load_checkpoint_folder(path: pathlib.Path) -> tuple[Checkpoint, dict[str, An
     CheckFailed
         If ``path`` looks like a checkpoint but cannot be read.
     """
-    from recoverkit.cli._output import CheckFailed, usage_error
-
     result = read_checkpoint(path)
     if result is not None:
         return result

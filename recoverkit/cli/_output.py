@@ -105,7 +105,7 @@ def check_output_path(path: pathlib.Path, overwrite: bool) -> None:
 def write_output_file(path: pathlib.Path, write: Callable[[pathlib.Path], None], overwrite: bool) -> None:
     """Write a result file with ``write(temporary_path)``, then rename it to ``path``.
 
-    The rename is atomic, so ``path`` never holds a half-written file, even
+    The rename is atomic, so ``path`` never contains a half-written file, even
     when the command is interrupted.
 
     Raises

@@ -31,7 +31,7 @@ LEAVE = "leave"
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    """What retention does with one checkpoint: keep, delete or leave, with the reasons."""
+    """The action retention takes on one checkpoint (keep, delete or leave), with its reasons."""
 
     checkpoint: Checkpoint
     action: str
@@ -122,7 +122,7 @@ def plan_retention(checkpoints: Sequence[Checkpoint], policy: RetentionPolicy) -
     verifications = {checkpoint.path: verify(checkpoint, "full") for checkpoint in checkpoints}
     valid = [checkpoint for checkpoint in checkpoints if not verifications[checkpoint.path].failed]
     arguments = policy.delete_kwargs()
-    deletable, kept = select_checkpoints_to_keep(valid, **arguments)
+    deletable, reasons_by_path = select_checkpoints_to_keep(valid, **arguments)
     deletable_paths = {checkpoint.path for checkpoint in deletable}
     protector = arguments["ckpt_predicate"]
 
@@ -132,8 +132,8 @@ def plan_retention(checkpoints: Sequence[Checkpoint], policy: RetentionPolicy) -
         if verification.failed:
             reason = "broken, left on disk: " + "; ".join(verification.problems)
             decisions.append(Decision(checkpoint, LEAVE, (reason,)))
-        elif checkpoint.path in kept:
-            decisions.append(Decision(checkpoint, KEEP, tuple(kept[checkpoint.path])))
+        elif checkpoint.path in reasons_by_path:
+            decisions.append(Decision(checkpoint, KEEP, tuple(reasons_by_path[checkpoint.path])))
         elif checkpoint.path not in deletable_paths:
             decisions.append(Decision(checkpoint, KEEP, (_protection_reason(checkpoint, protector),)))
         elif verification.state == "no manifest":

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 class _NotAStateDict(Exception):
-    """A parameter file that holds something other than a flat state dict of tensors."""
+    """A parameter file that contains something other than a flat state dict of tensors."""
 
 
 @click.command(
@@ -168,7 +168,7 @@ def _load_state_dict(path: pathlib.Path) -> dict[str, Any]:
         raise CheckFailed(f"Cannot load {path}: {type(error).__name__}: {error}") from error
     if not is_flat_state_dict(loaded):
         raise _NotAStateDict(
-            f"{path} does not hold a state dict of tensors (it holds a {type(loaded).__name__} "
+            f"{path} does not contain a state dict of tensors (it contains a {type(loaded).__name__} "
             "with nested or non-tensor values), so it cannot be averaged. Average a model's "
             "recoverable; optimizer and counter states have no meaningful average."
         )

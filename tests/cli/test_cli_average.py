@@ -47,7 +47,7 @@ def test_average_optimizer_is_rejected(run, checkpoints_dir, tmp_path):
     out = tmp_path / "opt.ckpt"
     result = run("average", checkpoints_dir, "--last", "2", "--recoverable", "optimizer", "--out", out)
     assert result.exit_code == 1
-    assert "does not hold a state dict of tensors" in result.stderr
+    assert "does not contain a state dict of tensors" in result.stderr
     assert not out.exists()
 
 
