@@ -136,10 +136,10 @@ _SAFETENSORS_DTYPES = {
 
 def _load_mmap(path: pathlib.Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return load_weights_only(path, "cpu", mmap=True)
     except RuntimeError:
         # Files in the legacy (non-zip) torch.save format cannot be memory-mapped.
-        return load_weights_only(path, "cpu")
+        return load_weights_only(path, "cpu", mmap=False)
 
 
 def _as_meta(value: Any) -> Any:

@@ -168,3 +168,12 @@ def test_load_hook_strict_rejects_missing_keys(tmp_path):
 def test_load_hook_resolves_keymap_early():
     with pytest.raises(KeymapError):
         keymap_load_hook("no-such-keymap.yaml")
+
+
+def test_checkpointer_loads_plain_checkpoint_into_wrapped_model(tmp_path):
+    plain = Net()
+    Checkpointer(tmp_path, {"model": plain}).save_checkpoint()
+    wrapped = nn.DataParallel(Net())
+    checkpointer = Checkpointer(tmp_path, {"model": wrapped}, custom_load_hooks={"model": keymap_load_hook("ddp")})
+    assert checkpointer.recover_if_possible() is not None
+    assert torch.equal(wrapped.module.encoder.weight, plain.encoder.weight)

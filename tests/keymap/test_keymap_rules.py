@@ -407,3 +407,17 @@ def test_concat_promotes_dtypes_like_torch_cat():
     mapped, report = keymap.apply(source)
     assert report.mapped[0].dtype == "float32"
     assert mapped["ab"].dtype == torch.float32
+
+
+def test_rename_can_swap_two_keys():
+    source = {"a.w": torch.zeros(1), "b.w": torch.ones(1)}
+    rules = [{"regex": {"pattern": r"^(a|b)\.w$", "to": r"tmp.\1"}}, {"rename": {"from": "tmp.a", "to": "b.w"}}, {"rename": {"from": "tmp.b", "to": "a.w"}}]
+    mapped, _ = Keymap.from_rules(rules).apply(source)
+    assert torch.equal(mapped["a.w"], torch.ones(1))
+    assert torch.equal(mapped["b.w"], torch.zeros(1))
+
+
+def test_rename_in_one_rule_frees_target_key():
+    source = {"x": torch.zeros(1), "y": torch.ones(1)}
+    mapped, _ = Keymap.from_rules([{"regex": {"pattern": "^(x|y)$", "to": "old_\\1"}}]).apply(source)
+    assert list(mapped) == ["old_x", "old_y"]

@@ -197,3 +197,10 @@ def test_object_without_hooks_is_rejected(tmp_path):
     torch.save({"a": torch.zeros(1)}, tmp_path / "w.ckpt")
     with pytest.raises(MissingHookError, match="object"):
         transfer_parameters(object(), tmp_path / "w.ckpt")
+
+
+def test_read_shapes_of_legacy_torch_file(tmp_path):
+    torch.save({"a": torch.zeros(2, 3)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    shapes = read_state_dict_shapes(tmp_path / "legacy.pt")
+    assert tuple(shapes["a"].shape) == (2, 3)
+    assert shapes["a"].device.type == "meta"
