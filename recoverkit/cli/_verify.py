@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 
+import click
+
 from recoverkit.storage.integrity import verify_checkpoint_dir
 from recoverkit.storage.layout import Checkpoint
 
-__all__ = ["VERIFY_MODES", "Verification", "verify"]
+__all__ = ["VERIFY_MODES", "VERIFY_OPTION", "Verification", "verify"]
 
-# full: sizes and checksums (reads every byte); sizes: one stat per file.
 VERIFY_MODES = ("full", "sizes", "none")
+
+# The --verify option of the commands that show a verification state.
+VERIFY_OPTION = click.option(
+    "--verify",
+    "verify_mode",
+    type=click.Choice(VERIFY_MODES),
+    default="full",
+    show_default=True,
+    help="Check files against the manifest in CKPT.yaml: 'full' compares sizes and "
+    "checksums (reads every byte), 'sizes' compares sizes only (one stat per file), "
+    "'none' skips the check.",
+)
 
 
 @dataclasses.dataclass(frozen=True)

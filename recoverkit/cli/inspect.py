@@ -14,7 +14,7 @@ from rich.text import Text
 from recoverkit.cli._contents import LoadFailed, describe, flatten, load_parameter_file
 from recoverkit.cli._folders import folder_size, load_checkpoint_folder, user_meta
 from recoverkit.cli._output import CheckFailed, format_size, format_time, format_value, make_console, print_json, usage_error
-from recoverkit.cli._verify import VERIFY_MODES, verify
+from recoverkit.cli._verify import VERIFY_OPTION, verify
 from recoverkit.storage.layout import Checkpoint
 from recoverkit.storage.meta import END_OF_EPOCH_KEY, UNIXTIME_KEY
 
@@ -44,15 +44,7 @@ Exit codes:
     type=click.Path(exists=True, file_okay=False, path_type=pathlib.Path),
 )
 @click.argument("recoverable", required=False)
-@click.option(
-    "--verify",
-    "verify_mode",
-    type=click.Choice(VERIFY_MODES),
-    default="full",
-    show_default=True,
-    help="Check files against the manifest in CKPT.yaml: 'full' compares sizes and "
-    "checksums, 'sizes' compares sizes only, 'none' skips the check.",
-)
+@VERIFY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables.")
 def inspect(checkpoint_dir: pathlib.Path, recoverable: str | None, verify_mode: str, as_json: bool) -> None:
     """Show the recoverables of checkpoint CKPT, or the tensors of one RECOVERABLE.

@@ -20,7 +20,7 @@ from recoverkit.cli._folders import (
     user_meta,
 )
 from recoverkit.cli._output import CheckFailed, format_size, format_time, format_value, make_console, print_json
-from recoverkit.cli._verify import VERIFY_MODES, Verification, verify
+from recoverkit.cli._verify import VERIFY_OPTION, Verification, verify
 from recoverkit.storage.layout import Checkpoint
 from recoverkit.storage.meta import END_OF_EPOCH_KEY, UNIXTIME_KEY
 
@@ -59,15 +59,7 @@ Exit codes:
     "(smallest first; checkpoints without the key go last).",
 )
 @click.option("--reverse", is_flag=True, help="Reverse the order.")
-@click.option(
-    "--verify",
-    "verify_mode",
-    type=click.Choice(VERIFY_MODES),
-    default="full",
-    show_default=True,
-    help="Check files against the manifest in CKPT.yaml: 'full' compares sizes and "
-    "checksums (reads every byte), 'sizes' compares sizes only, 'none' skips the check.",
-)
+@VERIFY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 def ls(checkpoints_dir: pathlib.Path, sort_key: str, reverse: bool, verify_mode: str, as_json: bool) -> None:
     """List the checkpoints in DIR: time, kind, meta values, size and verification state."""
