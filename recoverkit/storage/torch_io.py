@@ -201,7 +201,7 @@ def load_weights_only(
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpointFileError(
             f"Cannot load {path} with weights-only loading, which recoverkit "
-            f"always uses: {_first_line(error)}. If you trust this file and the "
+            f"always uses: {_rejection_reason(error)}. If you trust this file and the "
             "types it names, allow them before loading with "
             "torch.serialization.add_safe_globals([YourType, ...]) or the "
             "torch.serialization.safe_globals context manager. To avoid the "
@@ -268,3 +268,15 @@ _PLAIN_LOADERS = _plain_loaders()
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _rejection_reason(error: BaseException) -> str:
+    """Return the line of torch's message that names the rejected global.
+
+    Torch's first line is the same general notice for every file, so it
+    would hide which global the file needs.
+    """
+    for line in str(error).splitlines():
+        if "GLOBAL" in line:
+            return line.strip().rstrip(".")
+    return _first_line(error)

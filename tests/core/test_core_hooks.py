@@ -625,13 +625,15 @@ def test_rng_state_loads_weights_only(tmp_path):
 def missing_file_checkpointer(tmp_path, how, **kwargs):
     Checkpointer(tmp_path, {"present": torch.nn.Linear(1, 1)}).save_checkpoint()
     recoverables = {"present": torch.nn.Linear(1, 1)}
+    absent = {"absent": torch.nn.Linear(1, 1), "also_absent": torch.nn.Linear(1, 1)}
     if how == "constructor":
-        return Checkpointer(tmp_path, {**recoverables, "absent": torch.nn.Linear(1, 1)}, **kwargs)
+        return Checkpointer(tmp_path, {**recoverables, **absent}, **kwargs)
     checkpointer = Checkpointer(tmp_path, recoverables, **kwargs)
     if how == "add_recoverables":
-        checkpointer.add_recoverables({"absent": torch.nn.Linear(1, 1)})
+        checkpointer.add_recoverables(absent)
     else:
-        checkpointer.add_recoverable("absent", torch.nn.Linear(1, 1))
+        for name, obj in absent.items():
+            checkpointer.add_recoverable(name, obj)
     return checkpointer
 
 
@@ -644,6 +646,7 @@ def test_missing_file_raises(tmp_path, how):
         checkpointer.recover_if_possible()
     message = str(raised.value)
     assert "'absent'" in message
+    assert "'also_absent'" in message
     assert str(folder) in message
     assert "'present'" not in message
     assert torch.equal(checkpointer.recoverables["present"].weight, before)

@@ -362,3 +362,22 @@ def test_caller_arguments_not_modified(checkpointer):
             min_keys=min_keys,
         )
     assert (meta, importance_keys, max_keys, min_keys) == copies
+
+
+def test_constructor_mappings_not_modified(tmp_path):
+    recoverables = {"model": torch.nn.Linear(1, 1)}
+    load_hooks = {}
+    save_hooks = {}
+    checkpointer = Checkpointer(tmp_path, recoverables, custom_load_hooks=load_hooks, custom_save_hooks=save_hooks)
+
+    def saver(obj, path):
+        path.write_text(str(obj), encoding="utf-8")
+
+    def loader(obj, path):
+        pass
+
+    checkpointer.add_recoverable("extra", object(), custom_load_hook=loader, custom_save_hook=saver)
+    checkpointer.add_recoverables({"other": torch.nn.Linear(1, 1)})
+    assert list(recoverables) == ["model"]
+    assert load_hooks == {}
+    assert save_hooks == {}
