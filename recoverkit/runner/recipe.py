@@ -34,6 +34,7 @@ and ``data.train`` are required:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import pathlib
 import random
@@ -137,7 +138,8 @@ def load_recipe(path: str | pathlib.Path, overrides: Sequence[str], output_dir: 
     # A HyperPyYAML file builds its objects while it is read, so seed first.
     # The recipe's own seed applies from the start of training on.
     seed_everything(0)
-    loaded = load_checkpointer(recipe_path, overrides=[*overrides, f"output_dir={output_dir}"])
+    # JSON quoting keeps a path with ':' or '#' a plain YAML string.
+    loaded = load_checkpointer(recipe_path, overrides=[*overrides, f"output_dir={json.dumps(str(output_dir))}"])
     values = {**loaded.config, **loaded.objects}
     seed_everything(int(values.get("seed") or 0))
     task = _build_task(values, recipe_path)
