@@ -122,3 +122,7 @@ class TrainingInterruptedError(RecoverkitError, RuntimeError):
     def __init__(self, message: str, signal_number: int) -> None:
         super().__init__(message)
         self.signal_number = signal_number
+
+    def __reduce__(self) -> tuple:
+        # Sweep jobs in other processes (Submitit) send their errors back pickled.
+        return (type(self), (str(self), self.signal_number))

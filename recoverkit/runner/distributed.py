@@ -37,6 +37,7 @@ from recoverkit.storage.torch_io import load_weights_only, save_torch_file
 __all__ = [
     "DistributedEpochBatchSampler",
     "PerRankRNGState",
+    "agree_to_save",
     "all_reduce_sums",
     "build_distributed_loader",
     "destroy_distributed",
@@ -329,6 +330,41 @@ def all_reduce_sums(values: Sequence[float]) -> list[float]:
     totals = torch.tensor([float(value) for value in values], dtype=torch.float64, device=device)
     dist.all_reduce(totals, op=dist.ReduceOp.SUM)
     return totals.cpu().tolist()
+
+
+def agree_to_save(save_due: bool, signal_number: int | None) -> tuple[bool, int | None]:
+    """Combine every rank's save decision, so that all ranks save and stop at the same batch.
+
+    A save is a collective operation, so the ranks must decide together.
+    Decisions by step count agree anyway, but a time-based schedule and a
+    signal (``torchrun`` forwards SIGTERM to every rank, each at its own
+    moment) do not. The result is True if any rank's ``save_due`` is, and the
+    highest signal number any rank received. In a single process the
+    arguments are returned unchanged.
+
+    Parameters
+    ----------
+    save_due : bool
+        Whether this rank's schedule wants a checkpoint now.
+    signal_number : int or None
+        The stop signal this rank received, if any.
+
+    Returns
+    -------
+    tuple of (bool, int or None)
+
+    Example
+    -------
+    >>> agree_to_save(False, 15)
+    (False, 15)
+    """
+    if not distributed.is_distributed():
+        return bool(save_due), signal_number
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    flags = torch.tensor([int(bool(save_due)), int(signal_number or 0)], dtype=torch.int64, device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    agreed_save, agreed_signal = (int(value) for value in flags.cpu().tolist())
+    return bool(agreed_save), (agreed_signal or None)
 
 
 @register_checkpoint_hooks(save_on_main_only=False)

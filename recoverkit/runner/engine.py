@@ -12,11 +12,13 @@ from typing import Any
 
 import torch
 
+from recoverkit import distributed
 from recoverkit.checkpointer import Checkpointer
 from recoverkit.config.schedule import SaveSchedule
 from recoverkit.errors import TrainingInterruptedError
 from recoverkit.recoverables import RNGState
 from recoverkit.runner.data import build_loader
+from recoverkit.runner.distributed import agree_to_save, build_distributed_loader, wrap_model
 from recoverkit.runner.loop_state import LoopState
 from recoverkit.runner.progress import LogProgress, make_progress
 from recoverkit.runner.signals import SignalWatcher
@@ -92,6 +94,9 @@ class Trainer:
         self._last_save_time = time.monotonic()
         self._timer_start = time.monotonic()
         self._register_recoverables()
+        # Under torchrun the model trains through DDP; the checkpointer keeps
+        # the unwrapped model, so checkpoints load into single-process runs.
+        self.train_model = wrap_model(task.model)
 
     # Set-up
 
@@ -165,15 +170,18 @@ class Trainer:
                 self._train_epoch(epoch, watcher)
                 metrics = self._end_epoch()
                 due = self.schedule.should_save_at_epoch_end(epoch) or epoch == self.task.epochs.limit
-                if due or watcher.received is not None:
+                due, received = agree_to_save(due, watcher.received)
+                if due or received is not None:
                     self._save(end_of_epoch=True, meta=metrics)
-                if watcher.received is not None:
-                    self._stop(watcher.received)
+                if received is not None:
+                    self._stop(received)
 
     def _train_epoch(self, epoch: int, watcher: SignalWatcher) -> None:
         task = self.task
         done = self.loop_state.start_epoch(epoch)
-        loader = build_loader(
+        # With one process this is build_loader's loader; with several, each
+        # rank gets its share of the same (seed, epoch) order.
+        loader = build_distributed_loader(
             task.train_data,
             task.batch_size,
             seed=task.seed,
@@ -190,16 +198,17 @@ class Trainer:
             loss, num_samples = self._train_step(batch)
             self.loop_state.record_batch(loss, num_samples)
             self.progress.advance(self.loop_state.batches_done, self.loop_state.step, self.loop_state.train_loss)
-            if self._intra_epoch_save_due() or watcher.received is not None:
+            due, received = agree_to_save(self._intra_epoch_save_due(), watcher.received)
+            if due or received is not None:
                 self._save(end_of_epoch=False, meta={"batch": self.loop_state.batches_done})
-            if watcher.received is not None:
-                self._stop(watcher.received)
+            if received is not None:
+                self._stop(received)
 
     def _train_step(self, batch: Any) -> tuple[float, int]:
         task = self.task
         inputs, targets = self._to_device(batch)
         task.optimizer.zero_grad(set_to_none=True)
-        loss = task.loss(task.model(inputs), targets)
+        loss = task.loss(self.train_model(inputs), targets)
         scaler = task.grad_scaler
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -246,8 +255,8 @@ class Trainer:
         full_meta = {"epoch": self.loop_state.epoch, "step": self.loop_state.step, **meta}
         newest = self.checkpointer.save_checkpoint(meta=full_meta, end_of_epoch=end_of_epoch)
         self._last_save_time = time.monotonic()
-        if newest is None:  # not the main process
-            return
+        # Deleting ends with a barrier, so every rank takes part, with rank 0's checkpoint.
+        newest = distributed.broadcast_object(newest)
         self._delete_older_intra_epoch(newest)
         if end_of_epoch and self.retention is not None:
             self.retention(self.checkpointer, newest)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from recoverkit.runner.distributed import init_distributed
 from recoverkit.runner.engine import Trainer, retention_keeping_newest
 from recoverkit.runner.output import run_output_dir
 from recoverkit.runner.progress import LogProgress
@@ -79,7 +80,12 @@ def skip_if_finished(output_dir: pathlib.Path) -> dict[str, Any] | None:
 
 
 def run_loaded_recipe(recipe: Recipe, started: float, progress: LogProgress | None = None) -> dict[str, Any]:
-    """Train, test and write ``results.json`` for a recipe that :func:`load_recipe` built."""
+    """Train, test and write ``results.json`` for a recipe that :func:`load_recipe` built.
+
+    Under ``torchrun`` every rank calls it: the ranks join one process group
+    and train the model with DDP, and rank 0 writes the files.
+    """
+    init_distributed()
     # Bit-identical resumes need deterministic kernels; ops without a
     # deterministic kernel only warn, because on CPU nearly all have one.
     torch.use_deterministic_algorithms(True, warn_only=True)

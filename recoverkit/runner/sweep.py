@@ -141,17 +141,17 @@ def _run_hydra_multirun(path: pathlib.Path, overrides: Sequence[str], output_roo
     state: dict[str, Any] = {"interrupted": None}
     outcomes: list[dict[str, Any]] = []
 
-    def job(config: Any) -> None:
+    def job(config: Any) -> dict[str, Any]:
         job_overrides = [str(item) for item in HydraConfig.get().overrides.task]
         outcome: dict[str, Any] = {"overrides": job_overrides, "results": None, "error": None}
         outcomes.append(outcome)
         if state["interrupted"] is not None:
-            return
+            return outcome
         output_dir = run_output_dir(output_root, recipe_path, job_overrides).resolve()
         finished = skip_if_finished(output_dir)
         if finished is not None:
             outcome["results"] = finished
-            return
+            return outcome
         started = time.monotonic()
         output_dir.mkdir(parents=True, exist_ok=True)
         with open_dict(config):
@@ -165,6 +165,7 @@ def _run_hydra_multirun(path: pathlib.Path, overrides: Sequence[str], output_roo
         except Exception as error:  # reported in the table, then raised after the sweep
             logger.exception("Sweep job %s failed", " ".join(job_overrides))
             outcome["error"] = error
+        return outcome
 
     sweep_dir = (pathlib.Path(output_root) / recipe_name(recipe_path)).resolve()
     hydra_overrides = [
@@ -179,13 +180,17 @@ def _run_hydra_multirun(path: pathlib.Path, overrides: Sequence[str], output_roo
     GlobalHydra.instance().clear()
     try:
         hydra = Hydra.create_main_hydra2(task_name=recipe_name(recipe_path), config_search_path=search_path)
-        hydra.multirun(
+        job_returns = hydra.multirun(
             config_name=recipe_path.stem,
             task_function=job,
             overrides=[*hydra_overrides, *overrides],
         )
     finally:
         GlobalHydra.instance().clear()
+    if not outcomes:
+        # Launchers such as Submitit run the jobs in other processes, so their
+        # outcomes come back as the jobs' return values instead.
+        outcomes = [job_return.return_value for batch in job_returns for job_return in batch]
     return outcomes
 
 
