@@ -39,7 +39,7 @@ EXIT_USAGE = 2
 
 # rich fits tables into 80 columns when it cannot ask a terminal; piped output
 # and captured README examples read better with wider rows.
-_PIPE_WIDTH = 160
+_PIPE_WIDTH = 240
 
 
 class CheckFailed(click.ClickException):

@@ -6,6 +6,7 @@ import datetime
 import logging
 import math
 import pathlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -161,49 +162,45 @@ def _draw(figure_class: Any, decisions: list[Decision], keys: Sequence[str], x_a
     return figure
 
 
+# One marker per retention rule, drawn on top of each other when several rules
+# keep the same checkpoint, so that no label text overlaps on dense charts.
+_RULE_STYLES = (
+    {"marker": "o", "s": 150, "facecolors": "none", "edgecolors": "tab:green", "linewidths": 2.0},
+    {"marker": "*", "s": 110, "color": "tab:orange"},
+    {"marker": "s", "s": 90, "facecolors": "none", "edgecolors": "tab:purple", "linewidths": 1.8},
+    {"marker": "D", "s": 60, "facecolors": "none", "edgecolors": "tab:brown", "linewidths": 1.5},
+)
+_LEAVE_STYLE = {"marker": "X", "s": 70, "color": "tab:red"}
+
+
 def _draw_panel(axes: Any, key: str, points: list[tuple[Any, Any, Decision]]) -> None:
     xs = [x for x, _, _ in points]
     ys = [y for _, y, _ in points]
     axes.plot(xs, ys, color="tab:blue", linewidth=1.2, marker="o", markersize=3.5, label="checkpoint")
-    styles = {
-        KEEP: {"marker": "o", "s": 70, "color": "tab:green", "label": "kept by retention", "zorder": 3},
-        LEAVE: {"marker": "X", "s": 60, "color": "tab:red", "label": "left on disk (broken or not recoverkit's)", "zorder": 3},
-    }
-    for action, style in styles.items():
-        chosen = [(x, y, decision) for x, y, decision in points if decision.action == action]
-        if not chosen:
-            continue
-        axes.scatter([x for x, _, _ in chosen], [y for _, y, _ in chosen], **style)
-        for x, y, decision in chosen:
-            axes.annotate(
-                _short_reasons(decision),
-                (x, y),
-                xytext=(0, 9),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize="x-small",
-                color=style["color"],
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
-            )
-    axes.margins(x=0.08, y=0.25)
+
+    rules = sorted({_rule_label(reason) for _, _, decision in points if decision.action == KEEP for reason in decision.reasons})
+    for index, rule in enumerate(rules):
+        chosen = [(x, y) for x, y, decision in points if decision.action == KEEP and rule in map(_rule_label, decision.reasons)]
+        style = _RULE_STYLES[index % len(_RULE_STYLES)]
+        axes.scatter([x for x, _ in chosen], [y for _, y in chosen], label=f"kept: {rule}", zorder=3 + index, **style)
+
+    left = [(x, y) for x, y, decision in points if decision.action == LEAVE]
+    if left:
+        axes.scatter(
+            [x for x, _ in left], [y for _, y in left], label="left on disk: broken or not written by recoverkit", zorder=10, **_LEAVE_STYLE
+        )
+    axes.margins(x=0.05, y=0.12)
     axes.set_ylabel(key)
     axes.grid(True, alpha=0.3)
 
 
-def _short_reasons(decision: Decision) -> str:
-    if decision.action == LEAVE:
-        return "broken" if decision.reasons and decision.reasons[0].startswith("broken") else "not recoverkit's"
-    labels = []
-    for reason in decision.reasons:
-        # "top 1 by ckpt_recency" reads better on a chart as "newest".
-        if reason.endswith("by ckpt_recency"):
-            labels.append("newest")
-        elif reason.startswith("every "):
-            labels.append(reason.split(" (")[0])
-        else:
-            labels.append(reason.replace("top 1 by ", ""))
-    return "\n".join(labels)
+def _rule_label(reason: str) -> str:
+    """Return a retention reason in chart words, such as ``3 newest`` or ``every 5 epochs``."""
+    match = re.fullmatch(r"top (\d+) by (.+)", reason)
+    if match is not None:
+        count, key = match.groups()
+        return f"{count} newest" if key == "ckpt_recency" else f"{count} {key}"
+    return reason.split(" (")[0]
 
 
 def _rules_text(policy: Any, min_keys: Sequence[str], max_keys: Sequence[str], keep_every_n_epochs: int | None) -> str:
