@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from recoverkit.errors import CheckpointLockedError, RecoverkitError, TrainingInterruptedError
+from recoverkit.errors import RecoverkitError, TrainingInterruptedError
 
 __all__ = ["run"]
 
@@ -51,7 +51,7 @@ def run(recipe: str, overrides: tuple[str, ...], multirun: bool, output_root: st
     except TrainingInterruptedError as error:
         click.echo(f"Interrupted: {error}", err=True)
         sys.exit(128 + error.signal_number)
-    except (CheckpointLockedError, RecoverkitError) as error:
+    except RecoverkitError as error:  # bad recipe or config, folder in use, failed sweep jobs
         raise click.ClickException(str(error)) from error
 
 
