@@ -25,6 +25,7 @@ from recoverkit.state_dict.remap import hook_on_loading_state_dict_checkpoint
 from recoverkit.storage.torch_io import (
     load_module_state_dict,
     load_weights_only,
+    mapped_reading,
     save_torch_file,
 )
 
@@ -104,11 +105,13 @@ def torch_recovery(obj: Any, path: PathLike, end_of_epoch: bool) -> None:
         Whether the checkpoint was saved at the end of an epoch (unused here).
     """
     del end_of_epoch  # The state dict is complete either way.
-    state_dict = torch_patched_state_dict_load(path, "cpu")
     if isinstance(obj, torch.nn.Module):
+        # The module copies every tensor, so the file is mapped, not read.
+        with mapped_reading():
+            state_dict = torch_patched_state_dict_load(path, "cpu")
         load_module_state_dict(obj, state_dict)
     else:
-        obj.load_state_dict(state_dict)
+        obj.load_state_dict(torch_patched_state_dict_load(path, "cpu"))
 
 
 def torch_parameter_transfer(obj: torch.nn.Module, path: PathLike) -> None:

@@ -1,16 +1,28 @@
 """Reading checkpoint folders back into :class:`Checkpoint` tuples.
 
 Published checkpoint folders never change, so the parsed meta of each folder
-is cached and reused while the folder and its meta file keep the same inode,
-modification time and size. Every call still scans the folder, so a
-checkpoint added or removed by another process shows up at the next call.
+is cached and reused while its meta file keeps the same inode, modification
+time and size (for folders without a file manifest, whose parameter files are
+found by scanning, the folder's own inode and modification time count too).
+Every call still scans the folder and checks those values, so a checkpoint
+added, removed or rewritten by another process shows up at the next call.
+
+A folder with many checkpoints also gets a listing cache file,
+``.recoverkit-listing.json``, holding the same parsed values. A new process
+reads it instead of parsing every meta file again, and checks each entry
+against the file system in the same way, so a stale or foreign cache file
+only costs the parsing it would have saved.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import pathlib
+import threading
+import uuid
 from typing import Any
 
 from recoverkit.storage.layout import (
@@ -21,11 +33,17 @@ from recoverkit.storage.layout import (
 )
 from recoverkit.storage.meta import MANIFEST_KEY, parse_meta
 
-__all__ = ["CheckpointLister", "read_checkpoint", "split_manifest"]
+__all__ = ["LISTING_CACHE_FILENAME", "CheckpointLister", "read_checkpoint", "split_manifest"]
 
 logger = logging.getLogger(__name__)
 
-_Signature = tuple[int, int, int, int, int]
+LISTING_CACHE_FILENAME = ".recoverkit-listing.json"
+_LISTING_CACHE_FORMAT = 1
+# The cache file is written when one call parsed at least this many meta
+# files; below that, parsing them again is cheaper than keeping a file.
+_MIN_PARSED_FOR_CACHE_FILE = 200
+
+_Signature = tuple[int, ...]
 
 
 def split_manifest(raw_meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -58,10 +76,7 @@ def read_checkpoint(path: pathlib.Path) -> tuple[Checkpoint, dict[str, Any] | No
         return None
     meta, manifest = split_manifest(raw_meta)
     if manifest is not None:
-        names = manifest.get("recoverables") or []
-        paramfiles = {
-            name: path / f"{name}{PARAMFILE_EXT}" for name in names if isinstance(name, str)
-        }
+        paramfiles = _manifest_paramfiles(path, manifest)
     else:
         paramfiles = _scan_paramfiles(path)
         if not paramfiles:
@@ -83,53 +98,163 @@ def _scan_paramfiles(path: pathlib.Path) -> dict[str, pathlib.Path]:
 
 
 class CheckpointLister:
-    """Lists the checkpoints of one folder, reusing what it parsed before."""
+    """Lists the checkpoints of one folder, reusing what it parsed before.
+
+    One lister may be used from several threads.
+    """
 
     def __init__(self, checkpoints_dir: pathlib.Path) -> None:
         self.checkpoints_dir = checkpoints_dir
         self._cache: dict[str, tuple[_Signature, Any]] = {}
+        self._raw_metas: dict[str, tuple[_Signature, dict[str, Any] | None]] = {}
+        self._guard = threading.Lock()
+        self._cache_file_read = False
 
     def list(self) -> list[tuple[Checkpoint, dict[str, Any] | None]]:
         """Return every checkpoint with its manifest, in folder-name order."""
+        with self._guard:
+            return self._list()
+
+    def _list(self) -> list[tuple[Checkpoint, dict[str, Any] | None]]:
         try:
-            entries = sorted(os.scandir(self.checkpoints_dir), key=lambda e: e.name)
+            entries = sorted(
+                (entry for entry in os.scandir(self.checkpoints_dir) if is_checkpoint_dirname(entry.name)),
+                key=_entry_name,
+            )
         except FileNotFoundError:
             self._cache.clear()
+            self._raw_metas.clear()
             return []
+        if not self._cache_file_read:
+            self._cache_file_read = True
+            self._raw_metas = _read_cache_file(self.checkpoints_dir / LISTING_CACHE_FILENAME)
         found = []
-        seen = set()
+        fresh: dict[str, tuple[_Signature, Any]] = {}
+        parsed = 0
         for entry in entries:
-            if not is_checkpoint_dirname(entry.name):
-                continue
-            signature = self._signature(entry)
+            cached = self._cache.get(entry.name)
+            legacy = cached is not None and cached[1] is not None and cached[1][1] is None
+            signature = _signature(entry, legacy)
             if signature is None:
                 continue
-            seen.add(entry.name)
-            cached = self._cache.get(entry.name)
             if cached is not None and cached[0] == signature:
                 result = cached[1]
             else:
-                result = read_checkpoint(pathlib.Path(entry.path))
-                self._cache[entry.name] = (signature, result)
+                result, signature, was_parsed = self._read(entry, signature)
+                parsed += was_parsed
+                if signature is None:
+                    continue
+            fresh[entry.name] = (signature, result)
             if result is not None:
                 found.append(result)
-        for name in set(self._cache) - seen:
-            del self._cache[name]
+        self._cache = fresh
+        if parsed >= _MIN_PARSED_FOR_CACHE_FILE:
+            _write_cache_file(self.checkpoints_dir / LISTING_CACHE_FILENAME, fresh)
         return found
 
-    @staticmethod
-    def _signature(entry: os.DirEntry) -> _Signature | None:
-        try:
-            if not entry.is_dir():
-                return None
-            dir_stat = entry.stat()
-            meta_stat = os.stat(os.path.join(entry.path, METAFNAME))
-        except OSError:
+    def _read(
+        self, entry: os.DirEntry, signature: _Signature
+    ) -> tuple[Any, _Signature | None, bool]:
+        """Read one folder, from the cache file if it matches; return its result, signature and whether it was parsed."""
+        path = pathlib.Path(entry.path)
+        stored = self._raw_metas.pop(entry.name, None)
+        if stored is not None:
+            stored_signature, raw_meta = stored
+            if raw_meta is not None and stored_signature == signature:
+                result = _from_raw_meta(path, raw_meta)
+                if result is not None and result[1] is not None:
+                    return result, signature, False
+        result = read_checkpoint(path)
+        if result is not None and result[1] is None:
+            # Without a manifest the folder's contents decide the parameter files.
+            signature = _signature(entry, legacy=True)
+        return result, signature, True
+
+
+def _entry_name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _signature(entry: os.DirEntry, legacy: bool) -> _Signature | None:
+    """Return the stat values that change whenever the folder's listing could change."""
+    try:
+        if not entry.is_dir():
             return None
-        return (
-            dir_stat.st_ino,
-            dir_stat.st_mtime_ns,
-            meta_stat.st_ino,
-            meta_stat.st_mtime_ns,
-            meta_stat.st_size,
-        )
+        meta_stat = os.stat(os.path.join(entry.path, METAFNAME))
+        if not legacy:
+            return (meta_stat.st_ino, meta_stat.st_mtime_ns, meta_stat.st_size)
+        dir_stat = entry.stat()
+    except OSError:
+        return None
+    return (
+        meta_stat.st_ino,
+        meta_stat.st_mtime_ns,
+        meta_stat.st_size,
+        dir_stat.st_ino,
+        dir_stat.st_mtime_ns,
+    )
+
+
+def _from_raw_meta(path: pathlib.Path, raw_meta: dict[str, Any]) -> tuple[Checkpoint, dict[str, Any] | None] | None:
+    meta, manifest = split_manifest(raw_meta)
+    if manifest is None:
+        return None
+    return Checkpoint(path, meta, _manifest_paramfiles(path, manifest)), manifest
+
+
+def _manifest_paramfiles(path: pathlib.Path, manifest: dict[str, Any]) -> dict[str, pathlib.Path]:
+    names = manifest.get("recoverables") or []
+    return {name: path / f"{name}{PARAMFILE_EXT}" for name in names if isinstance(name, str)}
+
+
+def _read_cache_file(cache_path: pathlib.Path) -> dict[str, tuple[_Signature, dict[str, Any] | None]]:
+    try:
+        loaded = json.loads(cache_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        logger.debug("Ignoring listing cache %s: %s", cache_path, error)
+        return {}
+    if not isinstance(loaded, dict) or loaded.get("format") != _LISTING_CACHE_FORMAT:
+        return {}
+    entries = loaded.get("entries")
+    if not isinstance(entries, dict):
+        return {}
+    raw_metas = {}
+    for name, item in entries.items():
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], list) and isinstance(item[1], dict):
+            raw_metas[name] = (tuple(item[0]), item[1])
+    return raw_metas
+
+
+def _write_cache_file(cache_path: pathlib.Path, results: dict[str, tuple[_Signature, Any]]) -> None:
+    entries = {}
+    for name, (signature, result) in results.items():
+        if result is None or result[1] is None:
+            continue
+        checkpoint, manifest = result
+        raw_meta = {**checkpoint.meta, MANIFEST_KEY: manifest}
+        if _survives_json(raw_meta):
+            entries[name] = [list(signature), raw_meta]
+    text = json.dumps({"format": _LISTING_CACHE_FORMAT, "entries": entries}, separators=(",", ":"))
+    partial = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, cache_path)
+    except OSError as error:
+        # A read-only folder is listed without the cache file.
+        logger.debug("Cannot write listing cache %s: %s", cache_path, error)
+        partial.unlink(missing_ok=True)
+
+
+def _survives_json(value: Any) -> bool:
+    """Return True if JSON gives back ``value`` with the same types and values."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_survives_json(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _survives_json(item) for key, item in value.items())
+    return False

@@ -36,6 +36,7 @@ __all__ = [
     "load_module_state_dict",
     "load_weights_only",
     "loading_options",
+    "mapped_reading",
     "mmap_loading_enabled",
     "save_torch_file",
 ]
@@ -50,6 +51,9 @@ _GATHER_BYTES = 1024 * 1024
 _crc32_guard = threading.Lock()
 _mmap_loading: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "recoverkit_mmap_loading", default=False
+)
+_mapped_reading: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "recoverkit_mapped_reading", default=False
 )
 _fsync_deferred: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "recoverkit_fsync_deferred", default=False
@@ -174,6 +178,22 @@ def loading_options(mmap: bool) -> Iterator[None]:
         _mmap_loading.reset(token)
 
 
+@contextlib.contextmanager
+def mapped_reading() -> Iterator[None]:
+    """Read files through ``mmap`` inside the ``with`` block, for tensors copied at once.
+
+    Copying from the mapped file into existing tensors copies each byte once,
+    where reading copies it into new memory first. Files in the old
+    (non-zip) format, which cannot be mapped, are read as usual. Unlike
+    ``loading_options(mmap=True)``, modules still copy the tensors.
+    """
+    token = _mapped_reading.set(True)
+    try:
+        yield
+    finally:
+        _mapped_reading.reset(token)
+
+
 def mmap_loading_enabled() -> bool:
     """Return True inside ``loading_options(mmap=True)``."""
     return _mmap_loading.get()
@@ -196,6 +216,8 @@ def load_weights_only(
     """
     if mmap is None:
         mmap = mmap_loading_enabled()
+        if not mmap and _mapped_reading.get():
+            return _load_mapped_if_possible(path, device)
     try:
         return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
@@ -207,6 +229,16 @@ def load_weights_only(
             "torch.serialization.safe_globals context manager. To avoid the "
             "problem, save only tensors, numbers, strings, lists, tuples and dicts."
         ) from error
+
+
+def _load_mapped_if_possible(path: str | os.PathLike, device: str | torch.device) -> Any:
+    try:
+        return load_weights_only(path, device, mmap=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):
+            raise
+        logger.debug("Reading %s without mmap: %s", path, error)
+        return load_weights_only(path, device, mmap=False)
 
 
 def load_module_state_dict(module: torch.nn.Module, state_dict: Any) -> None:

@@ -220,3 +220,16 @@ def test_deferred_fsync_left_to_manifest(tmp_path, monkeypatch):
     build_manifest(tmp_path, ["now", "later"])
 
     assert [path.name for path in flushed] == ["later.ckpt"]
+
+
+def test_module_recovery_reads_legacy_format(tmp_path):
+    from recoverkit.hooks.torch_hooks import torch_recovery
+
+    source = torch.nn.Linear(8, 2)
+    path = tmp_path / "legacy.ckpt"
+    torch.save(source.state_dict(), path, _use_new_zipfile_serialization=False)
+    target = torch.nn.Linear(8, 2)
+
+    torch_recovery(target, path, True)
+
+    assert torch.equal(target.weight, source.weight)
