@@ -27,8 +27,23 @@ SAFETENSORS_EXT = ".safetensors"
 _FORMATS = ("safetensors", "torch")
 
 
+_TORCH_FORMAT_HINT = "safetensors stores only a flat mapping of names to tensors, so keep this file in torch format"
+
+
 class NotConvertible(Exception):
-    """A file whose content safetensors cannot store, such as an optimizer state."""
+    """A file whose content safetensors cannot store, such as an optimizer state.
+
+    ``reason`` is short enough for the table of skipped files, ``hint`` says
+    what to do when the file was requested by name.
+    """
+
+    def __init__(self, reason: str, hint: str = _TORCH_FORMAT_HINT) -> None:
+        super().__init__(f"{reason}; {hint}")
+        self.reason = reason
+
+
+class SharedTensors(NotConvertible):
+    """A state dict with tensors that share memory: converting it needs --clone-shared."""
 
 
 @dataclasses.dataclass
@@ -187,10 +202,11 @@ def _convert_file(
         result.error = f"cannot load: {error}"
         return result
     except NotConvertible as error:
-        if required:
+        # A model with tied weights is what the user wants converted, so it fails even unrequested.
+        if required or isinstance(error, SharedTensors):
             result.error = str(error)
         else:
-            result.skipped = str(error)
+            result.skipped = error.reason
         return result
     result.target = target
     result.num_tensors = len(tensors)
@@ -200,9 +216,9 @@ def _convert_file(
 def _tensors_for_safetensors(source: pathlib.Path, clone_shared: bool) -> dict[str, torch.Tensor]:
     loaded = load_parameter_file(source)
     if isinstance(loaded, str):
-        raise NotConvertible("it is a text file, not a state dict")
+        raise NotConvertible("a text file, not a state dict")
     if not isinstance(loaded, dict):
-        raise NotConvertible(f"it holds a {type(loaded).__name__}, not a state dict")
+        raise NotConvertible(f"a {type(loaded).__name__}, not a state dict")
     others = [
         f"{key!r} ({type(value).__name__})"
         for key, value in loaded.items()
@@ -210,16 +226,13 @@ def _tensors_for_safetensors(source: pathlib.Path, clone_shared: bool) -> dict[s
     ]
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-        raise NotConvertible(
-            f"entries {shown} are not tensors with string names; safetensors stores only a flat "
-            "mapping of names to tensors, so keep this file in torch format"
-        )
+        raise NotConvertible(f"entries {shown} are not tensors with string names")
     shared = _shared_groups(loaded)
     if shared and not clone_shared:
         groups = "; ".join(" = ".join(repr(key) for key in group) for group in shared)
-        raise NotConvertible(
-            f"tensors share memory ({groups}), which safetensors cannot store; pass "
-            "--clone-shared to store a separate copy of each"
+        raise SharedTensors(
+            f"tensors share memory ({groups}), which safetensors cannot store",
+            "pass --clone-shared to store a separate copy of each",
         )
     # Copies, so that no output tensor keeps a memory map of the source open.
     return {key: value.detach().contiguous().clone() for key, value in loaded.items()}

@@ -14,8 +14,8 @@ def test_convert_checkpoint_folder_to_safetensors(run, checkpoints_dir, tmp_path
     assert result.exit_code == 0, result.output
     outcomes = {item["source"].rsplit("/", 1)[-1]: item for item in json.loads(result.stdout)}
     assert outcomes["model.ckpt"]["num_tensors"] == 2
-    assert outcomes["optimizer.ckpt"]["skipped"].startswith("entries 'state' (dict), 'param_groups' (list) are not tensors")
-    assert outcomes["epochs.ckpt"]["skipped"] == "it is a text file, not a state dict"
+    assert outcomes["optimizer.ckpt"]["skipped"] == "entries 'state' (dict), 'param_groups' (list) are not tensors with string names"
+    assert outcomes["epochs.ckpt"]["skipped"] == "a text file, not a state dict"
     assert sorted(path.name for path in out.iterdir()) == ["model.safetensors"]
     tensors = load_file(out / "model.safetensors")
     assert torch.equal(tensors["weight"], torch.full((2, 4), 3.0))
@@ -123,3 +123,14 @@ def test_convert_speechbrain_folder(run, speechbrain_dir, tmp_path):
     result = run("convert", speechbrain_dir / "CKPT+sb", "--to", "safetensors", "--out", out)
     assert result.exit_code == 0
     assert load_file(out / "model.safetensors")["weight"].shape == (1, 3)
+
+
+def test_convert_folder_with_tied_weights_fails(run, tmp_path):
+    folder = tmp_path / "CKPT+tied"
+    folder.mkdir()
+    (folder / "CKPT.yaml").write_text("unixtime: 1.0\nend-of-epoch: true\n")
+    linear = torch.nn.Linear(2, 2)
+    torch.save({"a": linear.weight, "b": linear.weight}, folder / "model.ckpt")
+    result = run("convert", folder, "--to", "safetensors", "--out", tmp_path / "x")
+    assert result.exit_code == 1
+    assert "tensors share memory ('a' = 'b')" in result.stderr
