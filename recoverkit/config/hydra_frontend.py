@@ -54,7 +54,9 @@ def compose_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> D
         option is missing.
     """
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
     config_path = pathlib.Path(path).expanduser().resolve()
     label = str(path)
@@ -63,6 +65,10 @@ def compose_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> D
     overrides = list(overrides)
     _check_overrides(overrides, label)
     search_override = _search_path_override(config_path)
+    # Inside a Hydra app (such as a multirun job) GlobalHydra is already set
+    # up, so compose with a fresh one and put the app's back afterwards.
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_path.parent), version_base=None):
             return compose(config_name=config_path.stem, overrides=[*overrides, *search_override])
@@ -73,6 +79,8 @@ def compose_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> D
             f"or its search path ({', '.join(str(d) for d in search_dirs_for(config_path.parent))}).",
             source=label,
         ) from None
+    finally:
+        restore_gh_from_backup(backup)
 
 
 def _check_overrides(overrides: list[str], label: str) -> None:

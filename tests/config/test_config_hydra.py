@@ -234,3 +234,17 @@ def test_checkpointer_as_target_node(tmp_path: pathlib.Path) -> None:
     assert isinstance(loaded.checkpointer, Checkpointer)
     assert loaded.recoverables["model"] is loaded.objects["model"]
     assert loaded.retention == RetentionPolicy()
+
+
+def test_compose_inside_running_hydra_app(recipe: pathlib.Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    conf_dir = pathlib.Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+        inner = compose_config(recipe, ["schedule=preemptible"])
+        outer = compose(config_name="config")
+
+    assert list(inner.schedule.on_signals) == ["SIGTERM", "SIGINT"]
+    assert outer.retention.num_to_keep == 1
+    assert GlobalHydra.instance().is_initialized() is False
