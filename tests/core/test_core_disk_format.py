@@ -73,7 +73,7 @@ def speechbrain_load(meta, paramfiles, recoverables):
 
 
 def tree(path):
-    """Every path below ``path`` with its size, to compare a folder before and after."""
+    """Return every path below ``path`` with its size, to compare a folder before and after."""
     result = {}
     for root, dirs, files in os.walk(path):
         for name in dirs + files:

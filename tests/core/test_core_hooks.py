@@ -372,11 +372,11 @@ def test_custom_hooks_override_defaults(tmp_path):
     model = torch.nn.Linear(1, 1)
     saved = []
 
-    def save_nothing_useful(obj, path):
+    def save_fours(obj, path):
         saved.append(path.name)
         torch.save({"weight": torch.full((1, 1), 4.0), "bias": torch.full((1,), 4.0)}, path)
 
-    Checkpointer(tmp_path, {"model": model}, custom_save_hooks={"model": save_nothing_useful}).save_checkpoint()
+    Checkpointer(tmp_path, {"model": model}, custom_save_hooks={"model": save_fours}).save_checkpoint()
     Checkpointer(tmp_path, {"model": model}).recover_if_possible()
     assert saved == ["model.ckpt"]
     assert model.weight.item() == 4.0
@@ -529,7 +529,10 @@ def test_mark_as_saver_rejects_wrong_arity():
 
 
 def run_epochs(checkpointer, counter, interrupt_at, intra_epoch):
-    """Iterate epochs; save at each end, or mid-epoch at ``interrupt_at``."""
+    """Iterate epochs and save at the end of each, stopping in epoch ``interrupt_at``.
+
+    With ``intra_epoch`` a checkpoint is saved in that epoch before stopping.
+    """
     seen = []
     for epoch in counter:
         seen.append(epoch)
