@@ -56,6 +56,8 @@ from recoverkit.storage.layout import METAFNAME, TMP_PREFIX  # noqa: E402
 KINDS = ("sigkill", "enospc", "truncate", "bitflip", "missing-file", "meta-garbage")
 DAMAGE_KINDS = ("truncate", "bitflip", "missing-file", "meta-garbage")
 LONG_FAULTS = 1200
+# This many damage faults in a row copy the same saved checkpoints.
+DAMAGE_FAULTS_PER_SAVE = 8
 # A child that sends nothing for this long is stuck, and its fault counts as data lost.
 CHILD_TIMEOUT_SECONDS = 120.0
 
@@ -295,14 +297,20 @@ def inject_enospc(ckpt_dir: pathlib.Path, rng: random.Random) -> Outcome:
     return recover_and_check(ckpt_dir, "enospc", {expected}, description)
 
 
-def inject_damage(ckpt_dir: pathlib.Path, rng: random.Random, kind: str) -> Outcome:
-    """Save a few checkpoints, then damage one of them after the fact."""
+def save_template(template_dir: pathlib.Path, rng: random.Random) -> str | None:
+    """Save two to four checkpoints in a child; return an error text, or None on success."""
+    shutil.rmtree(template_dir, ignore_errors=True)
     count = rng.randint(2, 4)
-    pid, read_fd = _fork_child(ckpt_dir, range(1, count + 1), num_to_keep=count)
+    pid, read_fd = _fork_child(template_dir, range(1, count + 1), num_to_keep=count)
     lines = _collect(pid, read_fd)
     if _saved_steps(lines) != list(range(1, count + 1)):
-        return Outcome(kind, count, None, False, f"saves before the fault failed: {lines}")
+        return f"saves before the fault failed: {lines}"
+    return None
 
+
+def inject_damage(ckpt_dir: pathlib.Path, rng: random.Random, kind: str, template_dir: pathlib.Path) -> Outcome:
+    """Copy checkpoints saved by a child, then damage one of the copies after the fact."""
+    shutil.copytree(template_dir, ckpt_dir)
     folders = sorted(p for p in ckpt_dir.iterdir() if p.name.startswith("CKPT+"))
     steps_by_folder = {folder: _step_of(folder) for folder in folders}
     # Half the time the newest checkpoint is hit, so recovery has to fall back.
@@ -360,7 +368,12 @@ def measure_save_seconds(base_dir: pathlib.Path) -> float:
 def run_faults(kinds: list[str], total: int, seed: int, base_dir: pathlib.Path) -> list[Outcome]:
     """Inject ``total`` faults, cycling through ``kinds``; return each outcome."""
     rng = random.Random(seed)
+    # Building an optimizer imports torch._dynamo on first use, which takes seconds;
+    # doing it before the first fork spares every child that import.
+    build_state(1)
     save_seconds = measure_save_seconds(base_dir)
+    template_dir = base_dir / "template"
+    damage_faults = 0
     outcomes = []
     for index in range(total):
         kind = kinds[index % len(kinds)]
@@ -371,7 +384,15 @@ def run_faults(kinds: list[str], total: int, seed: int, base_dir: pathlib.Path) 
             elif kind == "enospc":
                 outcome = inject_enospc(ckpt_dir, rng)
             else:
-                outcome = inject_damage(ckpt_dir, rng, kind)
+                # Damage faults share freshly saved checkpoints in groups, which keeps
+                # the default run short; each fault still damages its own copy.
+                if damage_faults % DAMAGE_FAULTS_PER_SAVE == 0:
+                    error_text = save_template(template_dir, rng)
+                    if error_text is not None:
+                        outcomes.append(Outcome(kind, None, None, False, error_text))
+                        continue
+                damage_faults += 1
+                outcome = inject_damage(ckpt_dir, rng, kind, template_dir)
         except TimeoutError as error:
             outcome = Outcome(kind, None, None, False, str(error))
         outcomes.append(outcome)

@@ -52,6 +52,6 @@ def test_faults_lose_no_data(tmp_path, kinds, faults):
 def test_harness_detects_loss_without_verification(tmp_path):
     # Bit flips that keep the file loadable go unnoticed without checksums, so
     # the harness must report lost data here; otherwise its check is blind.
-    result = run_harness(tmp_path, "--faults", "20", "--seed", "0", "--kinds", "bitflip", "--no-verify")
+    result = run_harness(tmp_path, "--faults", "12", "--seed", "0", "--kinds", "bitflip", "--no-verify")
 
     assert result["table"]["bitflip"]["lost"] >= 1
