@@ -319,6 +319,11 @@ def _build_checkpointer(
 
 
 def _recoverable_object(item: RecoverablePlan, get_object: Callable[[str], Any]) -> Any:
+    if item.sharded:
+        from recoverkit.hooks.sharded import ShardedState
+
+        model = item.inline if item.has_inline else get_object(item.ref)
+        return ShardedState(model, [get_object(name) for name in item.optimizer_refs])
     if item.has_inline:
         return item.inline
     if item.builtin == "rng":

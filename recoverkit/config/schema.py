@@ -51,6 +51,10 @@ class RecoverableConfig:
     optional_load: bool = False
     save_hook: Optional[str] = None
     load_hook: Optional[str] = None
+    # With sharded: true, ``ref`` names a model that every rank saves through
+    # torch.distributed.checkpoint, together with the ``optimizers`` it names.
+    sharded: bool = False
+    optimizers: List[str] = field(default_factory=list)
 
 
 @dataclass

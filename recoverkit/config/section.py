@@ -39,7 +39,8 @@ _PLAIN_TYPES = (str, int, float, bool, type(None))
 RECOVERABLE_FORMS = (
     "${name} (Hydra) or {ref: name} for an object built elsewhere in the config or passed "
     "in objects=, !ref <name> in HyperPyYAML, the short name 'rng', or a mapping "
-    "{builtin: epoch_counter, limit: N}; mappings may add optional_load, save_hook and load_hook."
+    "{builtin: epoch_counter, limit: N}; mappings may add optional_load, save_hook and load_hook, "
+    "or sharded: true and optimizers for a model saved shard by shard on every rank."
 )
 
 
@@ -80,6 +81,8 @@ class RecoverablePlan:
     optional_load: bool = False
     save_hook: Callable[..., Any] | None = None
     load_hook: Callable[..., Any] | None = None
+    sharded: bool = False
+    optimizer_refs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -221,7 +224,25 @@ def _plan_recoverable(
                            "limit together with builtin: epoch_counter.")
     plan.save_hook = _resolve_callable(entry.save_hook, f"{key_path}.save_hook", origin, live)
     plan.load_hook = _resolve_callable(entry.load_hook, f"{key_path}.load_hook", origin, live)
+    _plan_sharded(plan, entry, key_path, origin, live)
     return plan
+
+
+def _plan_sharded(plan: RecoverablePlan, entry: RecoverableConfig, key_path: str, origin: ConfigOrigin, live: LiveObjects) -> None:
+    if entry.optimizers and not entry.sharded:
+        raise origin.error(f"{key_path}.optimizers", "optimizers applies only to sharded: true.",
+                           "sharded: true together with optimizers, or no optimizers key.")
+    if not entry.sharded:
+        return
+    if entry.ref is None or entry.save_hook is not None or entry.load_hook is not None:
+        raise origin.error(f"{key_path}.sharded", "sharded: true needs a ref to a model and no save_hook or load_hook.",
+                           "{ref: model, sharded: true, optimizers: [optimizer]}.")
+    plan.sharded = True
+    for index, name in enumerate(entry.optimizers):
+        if not live.is_placeholder(name) and not live.has_name(name):
+            raise origin.error(f"{key_path}.optimizers[{index}]", f"{name!r} is neither a key of the config nor "
+                               "an object passed in objects=.", "names of optimizers built in the config.")
+        plan.optimizer_refs.append(name)
 
 
 def _plan_reference(plan: RecoverablePlan, ref: str, key_path: str, origin: ConfigOrigin, live: LiveObjects) -> None:

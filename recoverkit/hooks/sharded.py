@@ -174,7 +174,8 @@ def save_sharded(obj: Any, path: PathLike) -> None:
     Parameters
     ----------
     obj : ShardedState, torch.nn.Module or object with ``state_dict()``
-        What to save. A module is saved as ``ShardedState(obj)``.
+        What to save. A module is saved as ``ShardedState(obj)``. An
+        optimizer is rejected: wrap it with its model in ShardedState.
     path : str or pathlib.Path
         The folder to create, normally ``<checkpoint>/<name>.ckpt``.
 
@@ -182,6 +183,8 @@ def save_sharded(obj: Any, path: PathLike) -> None:
     ------
     ShardedCheckpointError
         If DCP fails on any rank. Every rank raises it.
+    TypeError
+        If ``obj`` is an optimizer, or has no ``state_dict()``.
     """
     path = pathlib.Path(path)
     state = _as_stateful(obj).state_dict()
@@ -287,6 +290,14 @@ def _as_stateful(obj: Any) -> Any:
         return obj
     if isinstance(obj, torch.nn.Module):
         return ShardedState(obj)
+    if isinstance(obj, torch.optim.Optimizer):
+        # Its state is keyed by parameter position and is empty until the
+        # first step, so DCP would find nothing to load into.
+        raise TypeError(
+            f"Cannot save or load {type(obj).__name__} on its own with "
+            "torch.distributed.checkpoint. Register ShardedState(model, optimizer) "
+            "as one recoverable instead."
+        )
     if callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None)):
         return _PlainStateful(obj)
     raise TypeError(

@@ -108,3 +108,9 @@ def test_sharded_state_rejects_non_module():
 def test_sharded_state_rejects_non_optimizer():
     with pytest.raises(TypeError, match="torch.optim.Optimizer"):
         ShardedState(make_model(0), [object()])
+
+
+def test_optimizer_alone_raises(tmp_path):
+    optimizer = torch.optim.Adam(make_model(0).parameters())
+    with pytest.raises(TypeError, match="ShardedState"):
+        save_sharded(optimizer, tmp_path / "optimizer.ckpt")
