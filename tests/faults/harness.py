@@ -127,9 +127,11 @@ def _report(write_fd: int, line: str) -> None:
     os.write(write_fd, f"{line}\n".encode())
 
 
-def _child_main(ckpt_dir: pathlib.Path, steps: range, num_to_keep: int, write_fd: int, enospc_step: int | None, enospc_target: str) -> None:
+def _child_main(ckpt_dir: pathlib.Path, steps: range, num_to_keep: int, write_fd: int, enospc_step: int | None, enospc_target: str, harness_pid: int) -> None:
     """Save ``steps`` one after another, reporting each step after its save returns."""
     for step in steps:
+        if os.getppid() != harness_pid:
+            return  # the harness died, so nobody will kill this loop
         checkpointer = Checkpointer(ckpt_dir, build_state(step))
         if step == enospc_step:
             _patch_writer_to_fail(enospc_target)
@@ -174,13 +176,14 @@ def _patch_writer_to_fail(target: str) -> None:
 
 def _fork_child(ckpt_dir: pathlib.Path, steps: range, num_to_keep: int, enospc_step: int | None = None, enospc_target: str = "") -> tuple[int, int]:
     read_fd, write_fd = os.pipe()
+    harness_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: save, then leave without running the parent's cleanup
         os.close(read_fd)
         code = 0
         try:
             logging.disable(logging.CRITICAL)
-            _child_main(ckpt_dir, steps, num_to_keep, write_fd, enospc_step, enospc_target)
+            _child_main(ckpt_dir, steps, num_to_keep, write_fd, enospc_step, enospc_target, harness_pid)
         except BaseException as error:  # reported to the parent, which counts it
             _report(write_fd, f"error {type(error).__name__}: {error}".replace("\n", " "))
             code = 1
