@@ -60,6 +60,7 @@ Exit codes:
 @click.option(
     "--out",
     "out_path",
+    metavar="DST",
     type=click.Path(dir_okay=False, path_type=pathlib.Path),
     help="The converted weights file to write: safetensors if it ends in .safetensors, "
     "torch.save format otherwise.",
