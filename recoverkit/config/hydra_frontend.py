@@ -6,6 +6,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -72,6 +73,8 @@ def compose_config(path: str | pathlib.Path, overrides: Sequence[str] = ()) -> D
     try:
         with initialize_config_dir(config_dir=str(config_path.parent), version_base=None):
             return compose(config_name=config_path.stem, overrides=[*overrides, *search_override])
+    except yaml.YAMLError as error:
+        raise _yaml_error(error, config_path, label) from None
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(
             f"Invalid config {label}: composing it with overrides {overrides} failed: "
@@ -100,12 +103,38 @@ def _search_path_override(config_path: pathlib.Path) -> list[str]:
     try:
         own = OmegaConf.load(config_path)
         existing = OmegaConf.select(own, "hydra.searchpath", default=None) if isinstance(own, DictConfig) else None
-    except (OmegaConfBaseException, OSError, ValueError):
+    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError):
         existing = None  # Composing reports a broken file with a better message.
     entries = [str(item) for item in existing] if isinstance(existing, ListConfig) else []
     entries.append(f"file://{BUILTIN_CONF_DIR}")
     quoted = ",".join(f"'{entry}'" for entry in entries)
     return [f"hydra.searchpath=[{quoted}]"]
+
+
+def _yaml_error(error: yaml.YAMLError, path: pathlib.Path, label: str) -> ConfigError:
+    """Describe a YAML syntax error with its file, line and the key path around it.
+
+    The broken file may be a group option that the recipe includes, so the
+    file named by the error's mark is read when it exists.
+    """
+    from recoverkit.config.hyperpyyaml_frontend import key_path_at_line
+
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or _first_lines(error)
+    if mark is None:
+        return ConfigError(f"Invalid config {label}: it is not valid YAML: {problem}.", source=label)
+    marked = pathlib.Path(str(getattr(mark, "name", "")))
+    broken = marked if marked.is_file() else path
+    lines = broken.read_text(encoding="utf-8", errors="replace").splitlines()
+    key_path = key_path_at_line("\n".join(lines), min(mark.line, max(len(lines) - 1, 0)))
+    where = label if broken == path else f"{label} (included file {broken})"
+    return ConfigError(
+        f"Invalid config {where}: {key_path}: the file is not valid YAML at line {mark.line + 1}, "
+        f"column {mark.column + 1}: {problem}. Accepted: YAML mappings, lists and scalars; "
+        "check brackets, quotes and indentation there.",
+        source=label,
+        key_path=key_path,
+    )
 
 
 def _first_lines(error: BaseException) -> str:

@@ -232,3 +232,29 @@ def test_hyperpyyaml_unknown_schema_key(tmp_path: pathlib.Path) -> None:
 
     assert "checkpointer.schedule.every_n_epoch: unknown key" in str(raised.value)
     assert not (tmp_path / "ckpts").exists()
+
+
+def test_configstore_schema_validates_at_compose(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "typed.yaml"
+    path.write_text(
+        "defaults:\n  - /schema/checkpointer@checkpointer\n  - _self_\n"
+        f"checkpointer:\n  checkpoints_dir: {tmp_path / 'ckpts'}\n  retention: {{num_to_kep: 3}}\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(ConfigError) as raised:
+        load_checkpointer(path)
+
+    assert str(path) in str(raised.value)
+    assert "checkpointer.retention.num_to_kep" in str(raised.value)
+
+
+def test_yaml_syntax_error_names_line(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("model:\n  in_features: 2\n  sizes: [1,\n", encoding="utf-8")
+
+    with pytest.raises(ConfigError) as raised:
+        load_checkpointer(path)
+
+    assert f"{path}: model.sizes: the file is not valid YAML at line 4" in str(raised.value)
+    assert raised.value.__cause__ is None
