@@ -254,8 +254,8 @@ def _plan_reference(plan: RecoverablePlan, ref: str, key_path: str, origin: Conf
     if not live.has_name(name):
         raise origin.error(
             key_path,
-            f"the recoverable refers to {name!r}, which is neither a key of the config nor "
-            "an object passed in objects=.",
+            f"the recoverable refers to {name!r}, which is neither a config key that builds "
+            "an object nor an object passed in objects=.",
             "the name of a config key that builds an object (has _target_ or !new:), "
             "or of an entry of objects=.",
         )
