@@ -331,6 +331,7 @@ class Checkpointer:
         deleted by the retention rules.
         """
         _check_num_to_keep(num_to_keep)
+        _check_key_lists(max_keys, min_keys, importance_keys)
         self.save_checkpoint(meta=meta, end_of_epoch=end_of_epoch, name=name, verbosity=verbosity)
         keys = list(importance_keys)
         if keep_recent:
@@ -532,8 +533,12 @@ class Checkpointer:
         ------
         ValueError
             If ``num_to_keep`` is negative.
+        TypeError
+            If ``max_keys`` or ``min_keys`` is a string, or ``importance_keys``
+            is a single function, instead of a list.
         """
         _check_num_to_keep(num_to_keep)
+        _check_key_lists(max_keys, min_keys, importance_keys)
         self.wait()
         listed = self._without_broken(self._lister.list())
         deletable, _kept = select_checkpoints_to_keep(
@@ -749,6 +754,23 @@ def _check_num_to_keep(num_to_keep: int) -> None:
         raise ValueError(
             f"num_to_keep must be an integer >= 0, got {num_to_keep!r}. "
             "Pass 0 to delete every checkpoint the predicate selects."
+        )
+
+
+def _check_key_lists(max_keys: Any, min_keys: Any, importance_keys: Any) -> None:
+    # A bare string would be split into one-letter keys that match nothing,
+    # so retention would silently delete the checkpoints the caller meant to keep.
+    for parameter, keys in (("max_keys", max_keys), ("min_keys", min_keys)):
+        if isinstance(keys, str):
+            raise TypeError(
+                f"{parameter} must be a list of meta keys, got the string {keys!r}. "
+                f"Pass {parameter}=[{keys!r}]."
+            )
+    if callable(importance_keys):
+        raise TypeError(
+            "importance_keys must be a list of functions, got the function "
+            f"{getattr(importance_keys, '__name__', importance_keys)!r}. "
+            "Pass importance_keys=[function]."
         )
 
 

@@ -247,6 +247,20 @@ def test_delete_is_keyword_only(checkpointer):
         checkpointer.delete_checkpoints(1)
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [{"max_keys": "acc"}, {"min_keys": "acc"}, {"importance_keys": ckpt_recency}],
+    ids=["max_keys", "min_keys", "importance_keys"],
+)
+def test_single_key_instead_of_list_raises(checkpointer, arguments):
+    save_all(checkpointer, indexed([0.9, 0.1, 0.2], "acc"))
+    with pytest.raises(TypeError, match=next(iter(arguments))):
+        checkpointer.delete_checkpoints(**arguments)
+    with pytest.raises(TypeError, match=next(iter(arguments))):
+        checkpointer.save_and_keep_only(meta={"i": 3}, **arguments)
+    assert remaining(checkpointer) == [0, 1, 2]
+
+
 # save_and_keep_only
 
 
