@@ -20,7 +20,7 @@ from recoverkit.runner.output import run_output_dir
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "digits" / "train.yaml"
 OVERRIDES = ["epochs=2", "schedule.every_n_steps=5", "average.count=1"]
-# Generous, because several test runs may share the CPU; a healthy run takes about 15 s.
+# Generous, because several test runs may share the CPU.
 RUN_TIMEOUT_SECONDS = 300
 
 

@@ -42,7 +42,7 @@ def test_ranks_share_no_sample_when_even():
     assert first.isdisjoint(second)
 
 
-def test_order_depends_on_epoch_only_through_seed():
+def test_order_fixed_by_seed_and_epoch():
     assert rank_batches(20, 4, 1, 2, epoch=3) == rank_batches(20, 4, 1, 2, epoch=3)
     assert rank_batches(20, 4, 1, 2, epoch=3) != rank_batches(20, 4, 1, 2, epoch=4)
 

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONF_DIR = REPO_ROOT / "conf"
 RECIPE = REPO_ROOT / "recipes" / "digits" / "train.yaml"
-# Generous, because several test runs may share the CPU; the sweep takes about 20 s alone.
+# Generous, because several test runs may share the CPU.
 SWEEP_TIMEOUT_SECONDS = 400
 
 
