@@ -153,11 +153,11 @@ def load_checkpointer(
         delete every checkpoint, a non-positive interval and every other
         unusable value. The message names the file and the key path.
     """
-    if isinstance(source, DictConfig):
-        loaded = _load_hydra(_with_dotlist(source, overrides, "<DictConfig>"), ConfigOrigin("<DictConfig>", search_dirs=search_dirs_for(None)), objects)
-    elif isinstance(source, Mapping):
-        config = _create_config(source, "<dict>")
-        loaded = _load_hydra(_with_dotlist(config, overrides, "<dict>"), ConfigOrigin("<dict>", search_dirs=search_dirs_for(None)), objects)
+    if isinstance(source, (DictConfig, Mapping)):
+        label = "<DictConfig>" if isinstance(source, DictConfig) else "<dict>"
+        config = source if isinstance(source, DictConfig) else _create_config(source, label)
+        origin = ConfigOrigin(label, search_dirs=search_dirs_for(None))
+        loaded = _load_hydra(_with_dotlist(config, overrides, label), origin, objects)
     elif isinstance(source, (str, os.PathLike)):
         loaded = _load_file(pathlib.Path(source), overrides, objects)
     else:
