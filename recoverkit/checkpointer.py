@@ -540,6 +540,11 @@ class Checkpointer:
         _check_num_to_keep(num_to_keep)
         _check_key_lists(max_keys, min_keys, importance_keys)
         self.wait()
+        if not distributed.is_main_process():
+            # Rank 0 alone selects and deletes. Listing here too would race with
+            # its deletions and report the folders it removes as broken.
+            distributed.barrier()
+            return
         listed = self._without_broken(self._lister.list())
         deletable, _kept = select_checkpoints_to_keep(
             [checkpoint for checkpoint, _manifest in listed],
