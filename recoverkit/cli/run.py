@@ -39,6 +39,7 @@ def run(recipe: str, overrides: tuple[str, ...], multirun: bool, output_root: st
     command again resumes it. On SIGTERM or SIGINT the run saves a
     checkpoint and exits with code 128 + the signal number.
     """
+    from recoverkit.distributed import is_main_process
     from recoverkit.runner import run_recipe, run_sweep
 
     _show_runner_logs()
@@ -47,7 +48,8 @@ def run(recipe: str, overrides: tuple[str, ...], multirun: bool, output_root: st
             run_sweep(recipe, overrides, output_root)
         else:
             results = run_recipe(recipe, overrides, output_root)
-            _print_results(results)
+            if is_main_process():  # under torchrun, every rank has the same results
+                _print_results(results)
     except TrainingInterruptedError as error:
         click.echo(f"Interrupted: {error}", err=True)
         sys.exit(128 + error.signal_number)
