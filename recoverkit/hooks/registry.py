@@ -7,7 +7,6 @@ assigns ``DEFAULT_LOAD_HOOKS[MyClass] = my_loader`` keeps working.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -69,16 +68,11 @@ def has_state_dict_protocol(obj: Any) -> bool:
 
 def call_load_hook(hook: Callable[..., Any], obj: Any, path: Any, end_of_epoch: bool) -> Any:
     """Call a load hook written as ``(instance, path, end_of_epoch)`` or ``(instance, path)``."""
-    try:
-        three = _accepts_three_positional(hook)
-    except TypeError:  # an unhashable callable object: inspect it every time
-        three = _accepts_three_positional.__wrapped__(hook)
-    if three:
+    if _accepts_three_positional(hook):
         return hook(obj, path, end_of_epoch)
     return hook(obj, path)
 
 
-@functools.lru_cache(maxsize=1024)
 def _accepts_three_positional(hook: Callable[..., Any]) -> bool:
     try:
         signature = inspect.signature(hook)
