@@ -101,7 +101,7 @@ def _sort_by_meta(checkpoints: list[Checkpoint], key: str) -> list[Checkpoint]:
 
     with_value = [checkpoint for checkpoint in checkpoints if has_value(checkpoint)]
     without_value = [checkpoint for checkpoint in checkpoints if not has_value(checkpoint)]
-    if not with_value:
+    if checkpoints and not with_value:
         known = sorted({name for checkpoint in checkpoints for name in user_meta(checkpoint)})
         raise click.BadParameter(
             f"no checkpoint has a meta value for {key!r}. Sort by one of "

@@ -81,6 +81,7 @@ def test_ls_empty_folder(run, empty_dir):
     assert result.exit_code == 0
     assert "No checkpoints in" in result.stdout
     assert json.loads(run("ls", empty_dir, "--json").stdout) == []
+    assert run("ls", empty_dir, "--sort", "valid_loss").exit_code == 0
 
 
 def test_ls_truncated_file_fails_verification(run, checkpoints_dir, truncate_file):
