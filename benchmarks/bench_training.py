@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.common import Row, Sizes
+from benchmarks.common import Row, Sizes, child_environment
 
 _EPOCH_LINE = re.compile(r"Epoch \d+ done in ([0-9.]+) s")
 _NO_CHECKPOINTS = ["schedule.every_n_epochs=null", "schedule.every_n_steps=null", "schedule.every_n_minutes=null"]
@@ -32,7 +32,7 @@ def _train(config: list[str], epochs: int, output_root: pathlib.Path) -> tuple[f
     command = [sys.executable, "-m", "recoverkit", "run", "-o", str(output_root), str(_recipe()),
                f"epochs={epochs}", *config]
     start = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=child_environment())
     wall = time.perf_counter() - start
     output = completed.stdout + completed.stderr
     if completed.returncode != 0:

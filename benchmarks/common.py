@@ -20,7 +20,7 @@ MIB = 1024 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:
-    """How large the benchmark data is.
+    """Sizes of the benchmark data.
 
     ``layers`` linear layers of ``rows`` x ``columns`` float32 weights make
     the model; Adam adds two tensors of the same size per parameter.
@@ -97,6 +97,11 @@ class Timer:
         return self.best[name]
 
 
+def child_environment() -> dict[str, str]:
+    """Return the environment for benchmark subprocesses, with this process's torch thread count."""
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+
+
 def flush_page_cache_writes() -> None:
     """Write back dirty pages, so a timed write does not pay for an earlier one."""
     os.sync()
@@ -112,7 +117,7 @@ def build_model(layers: int, rows: int, columns: int) -> torch.nn.Module:
 
 
 def build_adam(model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Return Adam after one step, so its state holds two tensors per parameter."""
+    """Return Adam after one step, so its state contains two tensors per parameter."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for parameter in model.parameters():
         parameter.grad = torch.full_like(parameter, 1e-3)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from benchmarks import bench_average, bench_io, bench_listing, bench_training
 from benchmarks.common import FULL, QUICK, Row, Sizes, describe_machine, remove_tree
 
@@ -39,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", type=pathlib.Path, default=pathlib.Path.cwd(),
                         help="folder in which a scratch folder is created; it must be on the "
                              "disk to measure, not a RAM disk (default: the current folder)")
+    parser.add_argument("--threads", type=int,
+                        help="torch intra-op threads (torch.set_num_threads); on a machine shared "
+                             "with other jobs, 1 avoids threads waiting on busy cores")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--json", type=pathlib.Path, help="also write the rows and machine to this file")
     return parser.parse_args(argv)
@@ -70,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--repeat must be at least 1, got {args.repeat}", file=sys.stderr)
             return 2
         sizes = Sizes(**{**sizes.__dict__, "repeat": args.repeat})
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="recoverkit-bench-", dir=args.dir))
     machine = describe_machine(scratch)
+    machine["torch threads"] = str(torch.get_num_threads())
     started = time.perf_counter()
 
     def log(message: str) -> None:

@@ -7,7 +7,10 @@ sharing it), so training may change the tensors as soon as the call returns.
 Recoverables with other save hooks (custom hooks, ``@mark_as_saver``
 methods, RNG state) cannot be copied in general, so their hooks run in the
 caller's thread as in a synchronous save; they are usually small, and their
-files are flushed to disk in the background before publishing. In the
+files are flushed to disk in the background before publishing. The copies of
+one save are kept and the next save copies into them, which is faster than
+allocating new memory but keeps one copy of the state in memory between
+saves. In the
 background thread, the snapshots are written with the same ``torch_save``
 hook, the manifest and meta file are written, and the folder is published
 exactly as a synchronous save would, so the files are identical.
@@ -24,6 +27,7 @@ removes.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import copy
 import logging
@@ -33,25 +37,99 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
+
 from recoverkit.hooks.torch_hooks import torch_save
 from recoverkit.storage.layout import PARAMFILE_EXT, Checkpoint
 from recoverkit.storage.torch_io import deferred_fsync
 
-__all__ = ["BackgroundSaver", "snapshot_state"]
+__all__ = ["BackgroundSaver", "SnapshotBuffers", "snapshot_state"]
 
 logger = logging.getLogger(__name__)
 
 Hook = Callable[..., Any]
 
 
-def snapshot_state(state: Any) -> Any:
+def snapshot_state(state: Any, buffers: SnapshotBuffers | None = None) -> Any:
     """Return a deep copy of a state dict that later changes to the original cannot reach.
 
     Tensors are copied on their own device. Tensors that share storage in
     ``state`` share one copied storage, so ``torch.save`` writes the copy
-    exactly as it would write the original.
+    exactly as it would write the original. With ``buffers``, tensors are
+    copied into buffers of an earlier snapshot where one of the same shape,
+    dtype and device is free, which spares allocating new memory.
     """
-    return copy.deepcopy(state)
+    memo: dict[int, Any] = {}
+    if buffers is not None:
+        memo = buffers.copy_into_free(state)
+    return copy.deepcopy(state, memo)
+
+
+def _walk_tensors(state: Any) -> list[torch.Tensor]:
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, Mapping):
+        return [tensor for value in state.values() for tensor in _walk_tensors(value)]
+    if isinstance(state, (list, tuple)):
+        return [tensor for value in state for tensor in _walk_tensors(value)]
+    return []
+
+
+def _buffer_key(tensor: torch.Tensor) -> tuple[Any, ...] | None:
+    """Return the key under which ``tensor`` can be a copy buffer, or None if it cannot.
+
+    Only plain contiguous tensors that span their whole storage qualify, so
+    a copy into a buffer gives the same ``torch.save`` bytes as a deep copy.
+    """
+    if type(tensor) is not torch.Tensor or tensor.requires_grad or not tensor.is_contiguous():
+        return None
+    if tensor.storage_offset() != 0:
+        return None
+    if tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size():
+        return None
+    return (tuple(tensor.shape), tensor.dtype, tensor.device)
+
+
+class SnapshotBuffers:
+    """Tensors of the previous snapshot, kept to copy the next snapshot into.
+
+    Copying into memory that is already mapped is faster than allocating
+    new tensors, at the cost of keeping one copy of the state between saves.
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[Any, ...], list[torch.Tensor]] = collections.defaultdict(list)
+        self._guard = threading.Lock()
+
+    def copy_into_free(self, state: Any) -> dict[int, Any]:
+        """Copy tensors of ``state`` into free buffers; return a ``copy.deepcopy`` memo of them."""
+        tensors = _walk_tensors(state)
+        storage_users = collections.Counter(tensor.untyped_storage().data_ptr() for tensor in tensors)
+        memo: dict[int, Any] = {}
+        with self._guard:
+            for tensor in tensors:
+                key = _buffer_key(tensor)
+                if key is None or id(tensor) in memo or not self._free.get(key):
+                    continue
+                if storage_users[tensor.untyped_storage().data_ptr()] != 1:
+                    continue  # shared storage must stay shared: deepcopy handles it
+                buffer = self._free[key].pop()
+                buffer.copy_(tensor)
+                memo[id(tensor)] = buffer
+        return memo
+
+    def discard_free(self) -> None:
+        """Drop the buffers no snapshot took, because the state changed shape."""
+        with self._guard:
+            self._free.clear()
+
+    def release(self, snapshot: Any) -> None:
+        """Keep the tensors of a snapshot that was written, for the next snapshot."""
+        with self._guard:
+            for tensor in _walk_tensors(snapshot):
+                key = _buffer_key(tensor)
+                if key is not None:
+                    self._free[key].append(tensor)
 
 
 class _FrozenState:
@@ -77,6 +155,7 @@ class BackgroundSaver:
         self._guard = threading.Lock()
         self._error: BaseException | None = None
         self._worker_ident: int | None = None
+        self._buffers = SnapshotBuffers()
 
     def start_save(
         self,
@@ -117,7 +196,7 @@ class BackgroundSaver:
         """
         self.wait()
         try:
-            deferred = self._snapshot_or_save_now(recoverables, save_hook_for, tmp_dir)
+            deferred = self._snapshot_or_save_now(recoverables, save_hook_for, tmp_dir, self._buffers)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
@@ -130,6 +209,9 @@ class BackgroundSaver:
             except BaseException:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
                 raise
+            finally:
+                for _path, _hook, frozen in deferred:
+                    self._buffers.release(frozen.state_dict())
             logger.log(verbosity, "Saved a checkpoint in %s (in the background)", final_dir)
 
         paramfiles = {
@@ -193,15 +275,17 @@ class BackgroundSaver:
         recoverables: Mapping[str, Any],
         save_hook_for: Callable[[str, Any], Hook],
         tmp_dir: pathlib.Path,
+        buffers: SnapshotBuffers,
     ) -> list[tuple[pathlib.Path, Hook, _FrozenState]]:
         deferred = []
         for name, obj in recoverables.items():
             hook = save_hook_for(name, obj)
             path = tmp_dir / f"{name}{PARAMFILE_EXT}"
             if hook is torch_save:
-                frozen = _FrozenState(snapshot_state(obj.state_dict()), type(obj))
+                frozen = _FrozenState(snapshot_state(obj.state_dict(), buffers), type(obj))
                 deferred.append((path, hook, frozen))
             else:
                 with deferred_fsync():
                     hook(obj, path)
+        buffers.discard_free()
         return deferred

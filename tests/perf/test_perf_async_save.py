@@ -238,3 +238,39 @@ def test_process_exit_waits_for_async_save(tmp_path):
     expected = torch.nn.Sequential(*[torch.nn.Linear(1024, 1024) for _ in range(16)])
     loaded = torch.load(published / "model.ckpt", weights_only=True)
     assert torch.equal(loaded["15.weight"], expected.state_dict()["15.weight"])
+
+
+def test_async_reuses_buffers_with_identical_files(tmp_path):
+    model, optimizer = _model_and_optimizer()
+    recoverables = {"model": model, "optimizer": optimizer}
+    background = Checkpointer(tmp_path / "async", recoverables, async_save=True)
+    sync = Checkpointer(tmp_path / "sync", recoverables)
+    background.save_checkpoint(name="first")
+    background.wait()
+    _train_step(model, optimizer)
+    expected = sync.save_checkpoint(name="second")
+
+    returned = background.save_checkpoint(name="second")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(5.0)
+    background.wait()
+
+    assert _file_bytes(returned.path, "model") == _file_bytes(expected.path, "model")
+    assert _file_bytes(returned.path, "optimizer") == _file_bytes(expected.path, "optimizer")
+
+
+def test_snapshot_copies_into_released_buffers():
+    from recoverkit.storage.async_save import SnapshotBuffers, snapshot_state
+
+    buffers = SnapshotBuffers()
+    state = {"weight": torch.ones(3, 4), "steps": torch.tensor(2)}
+    first = snapshot_state(state, buffers)
+    buffers.release(first)
+    state["weight"].mul_(7.0)
+
+    second = snapshot_state(state, buffers)
+
+    assert second["weight"].data_ptr() == first["weight"].data_ptr()
+    assert torch.equal(second["weight"], torch.full((3, 4), 7.0))
+    assert second["weight"].data_ptr() != state["weight"].data_ptr()
