@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 SAFETENSORS_EXT = ".safetensors"
 _FORMATS = ("safetensors", "torch")
+_TORCH_SUFFIXES = (PARAMFILE_EXT, ".pt", ".pth")
 
 
 _TORCH_FORMAT_HINT = "safetensors stores only a flat mapping of names to tensors, so keep this file in torch format"
@@ -118,6 +119,7 @@ def convert(
     else:
         if recoverables:
             usage_error("--recoverable applies to checkpoint folders; SRC is a file.")
+        _check_not_in_target_format(source, target_format)
         check_output_path(out_path, overwrite=force)
         results = [_convert_file(source, target_format, out_path, clone_shared, force, required=True)]
 
@@ -131,6 +133,14 @@ def convert(
         raise CheckFailed("; ".join(f"{result.source}: {result.error}" for result in failed))
     if not any(result.target is not None for result in results):
         raise CheckFailed(f"Nothing in {source} could be converted to {target_format}.")
+
+
+def _check_not_in_target_format(source: pathlib.Path, target_format: str) -> None:
+    suffix = source.suffix.lower()
+    if target_format == "safetensors" and suffix == SAFETENSORS_EXT:
+        usage_error(f"{source} is a safetensors file already. Pass --to torch to convert it to a torch.save file.")
+    if target_format == "torch" and suffix in _TORCH_SUFFIXES:
+        usage_error(f"{source} is a torch.save file already. Pass --to safetensors to convert it.")
 
 
 def _convert_folder(

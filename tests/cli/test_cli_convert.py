@@ -134,3 +134,15 @@ def test_convert_folder_with_tied_weights_fails(run, tmp_path):
     result = run("convert", folder, "--to", "safetensors", "--out", tmp_path / "x")
     assert result.exit_code == 1
     assert "tensors share memory ('a' = 'b')" in result.stderr
+
+
+def test_convert_file_already_in_target_format(run, checkpoints_dir, tmp_path):
+    model_file = checkpoints_dir / "CKPT+epoch-2" / "model.ckpt"
+    result = run("convert", model_file, "--to", "torch", "--out", tmp_path / "x.ckpt")
+    assert result.exit_code == 2
+    assert "is a torch.save file already" in result.stderr
+    exported = tmp_path / "m.safetensors"
+    run("convert", model_file, "--to", "safetensors", "--out", exported)
+    again = run("convert", exported, "--to", "safetensors", "--out", tmp_path / "y.safetensors")
+    assert again.exit_code == 2
+    assert "is a safetensors file already" in again.stderr
