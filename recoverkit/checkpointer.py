@@ -446,8 +446,9 @@ class Checkpointer:
         Takes the arguments of :meth:`find_checkpoint`. Returns the loaded
         checkpoint, or None (and loads nothing) when no checkpoint matches.
         A checkpoint that fails verification or fails to load is skipped with
-        a warning naming it and why, and the next one by the same ranking is
-        loaded; it stays on disk. With ``strict_recovery`` it raises instead.
+        a warning naming it and why. The next one by the same ranking is
+        loaded instead, and the broken one stays on disk. With
+        ``strict_recovery`` the first failure raises instead.
 
         Raises
         ------
