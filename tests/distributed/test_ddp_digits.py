@@ -82,7 +82,7 @@ def interrupt_after_next_checkpoint(
                 if signal_number == signal.SIGKILL:
                     targets += child_pids(process.pid)
                 for pid in targets:
-                    os.kill(pid, signal_number)
+                    send_signal(pid, signal_number)
                 break
             time.sleep(0.05)
         return process.wait(timeout=RUN_TIMEOUT_SECONDS)
@@ -106,13 +106,17 @@ def child_pids(parent_pid: int) -> list[int]:
     return children
 
 
+def send_signal(pid: int, signal_number: int) -> None:
+    try:
+        os.kill(pid, signal_number)
+    except ProcessLookupError:
+        pass  # it exited on its own
+
+
 def kill_session(process: subprocess.Popen) -> None:
     """Kill torchrun and its workers, which torchrun starts in sessions of their own."""
     for pid in [*child_pids(process.pid), process.pid]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        send_signal(pid, signal.SIGKILL)
     process.wait()
 
 
