@@ -136,8 +136,7 @@ def load_recipe(path: str | pathlib.Path, overrides: Sequence[str], output_dir: 
         config = compose_config(recipe_path, [*overrides, f"++output_dir={hydra_quoted(str(output_dir))}"])
         return load_recipe_config(config, recipe_path, overrides, output_dir)
     # A HyperPyYAML file builds its objects while it is read, so seed first.
-    # The recipe's own seed applies from the start of training on.
-    seed_everything(0)
+    seed_everything(_plain_seed(recipe_path, overrides))
     # JSON quoting keeps a path with ':' or '#' a plain YAML string.
     loaded = load_checkpointer(recipe_path, overrides=[*overrides, f"output_dir={json.dumps(str(output_dir))}"])
     values = {**loaded.config, **loaded.objects}
@@ -186,6 +185,35 @@ def _recipe(recipe_path: pathlib.Path, overrides: Sequence[str], output_dir: pat
         retention=loaded.retention,
         transfers=list(loaded.transfers),
     )
+
+
+def _plain_seed(recipe_path: pathlib.Path, overrides: Sequence[str]) -> int:
+    """Return the ``seed`` of a HyperPyYAML recipe without building its objects.
+
+    The last ``seed=N`` override wins, then a plain top-level ``seed: N`` in
+    the file. A seed given by a tag (``!ref``) cannot be read this way and
+    counts as 0 here, while training still uses the built value.
+    """
+    import yaml
+
+    for override in reversed(overrides):
+        key, _, value = override.partition("=")
+        if key.strip() == "seed":
+            return _as_seed(yaml.safe_load(value))
+
+    class TagIgnoringLoader(yaml.SafeLoader):
+        pass
+
+    TagIgnoringLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    try:
+        content = yaml.load(recipe_path.read_text(encoding="utf-8"), Loader=TagIgnoringLoader)  # noqa: S506
+    except yaml.YAMLError:
+        return 0  # loading the recipe reports the syntax error with its key path
+    return _as_seed(content.get("seed") if isinstance(content, dict) else None)
+
+
+def _as_seed(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def hydra_quoted(text: str) -> str:

@@ -11,7 +11,7 @@ import torch
 
 from runner_helpers import REPO_ROOT, comparable, final_parameters
 from recoverkit.errors import RecipeError, TrainingInterruptedError
-from recoverkit.runner import Trainer, run_output_dir, run_recipe, run_sweep
+from recoverkit.runner import Trainer, load_recipe, run_output_dir, run_recipe, run_sweep
 
 SINE_RECIPE = REPO_ROOT / "recipes" / "sine_forecast" / "train.yaml"
 SMALL_SINE = (
@@ -89,3 +89,14 @@ def test_recipe_without_model_is_rejected(tmp_path: pathlib.Path) -> None:
 
     with pytest.raises(RecipeError, match="has no 'model' key"):
         run_recipe(recipe, (), tmp_path / "outputs")
+
+
+def test_hyperpyyaml_initial_weights_follow_seed(tmp_path: pathlib.Path) -> None:
+    def initial_weights(seed: int, folder: str) -> list[torch.Tensor]:
+        recipe = load_recipe(SINE_RECIPE, [*SMALL_SINE, f"seed={seed}"], tmp_path / folder)
+        return [parameter.detach().clone() for parameter in recipe.task.model.parameters()]
+
+    first, again, other = initial_weights(5, "a"), initial_weights(5, "b"), initial_weights(6, "c")
+
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+    assert not all(torch.equal(x, y) for x, y in zip(first, other))
