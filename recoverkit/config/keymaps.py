@@ -24,12 +24,16 @@ KEYMAP_GROUP = "keymap"
 KEYMAP_FORMS = (
     "a built-in keymap name (ddp, compile), the name of a file in a keymap/ config group, "
     "a keymap file path, a mapping with 'rules', a single rule such as "
-    "{prefix: {from: 'module.', to: ''}}, or a list of these."
+    "{prefix: {from: 'module.', to: ''}}, or a list of these; under checkpointer.keymaps "
+    "also {keymap: <one of these>, strict: false}."
 )
 
 
-def plan_keymaps(config: CheckpointerConfig, origin: ConfigOrigin) -> dict[str, Any]:
-    """Resolve every entry of ``checkpointer.keymaps`` to a Keymap, keyed by recoverable name.
+def plan_keymaps(config: CheckpointerConfig, origin: ConfigOrigin) -> dict[str, tuple[Any, bool]]:
+    """Resolve every entry of ``checkpointer.keymaps`` to a Keymap and its strictness, by recoverable name.
+
+    An entry is a keymap, or ``{keymap: <keymap>, strict: false}`` to log
+    unused and missing keys as warnings instead of raising.
 
     Raises
     ------
@@ -49,8 +53,23 @@ def plan_keymaps(config: CheckpointerConfig, origin: ConfigOrigin) -> dict[str, 
                 f"recoverable {name!r} has both a load_hook and a keymap, but only one can load it.",
                 "a keymap, or a load_hook that applies the key mapping itself.",
             )
-        keymaps[name] = resolve_config_keymap(value, key_path, origin)
+        value, strict = _split_strict(value, key_path, origin)
+        keymaps[name] = (resolve_config_keymap(value, key_path, origin), strict)
     return keymaps
+
+
+def _split_strict(value: Any, key_path: str, origin: ConfigOrigin) -> tuple[Any, bool]:
+    """Split the form ``{keymap: ..., strict: false}`` into the keymap and its strictness."""
+    if not isinstance(value, Mapping) or "keymap" not in value:
+        return value, True
+    unknown = sorted(set(value) - {"keymap", "strict"})
+    if unknown:
+        raise origin.error(f"{key_path}.{unknown[0]}", f"unknown key {unknown[0]!r}.", "keymap, strict.")
+    strict = value.get("strict", True)
+    if not isinstance(strict, bool):
+        raise origin.error(f"{key_path}.strict", f"got {strict!r} of type {type(strict).__name__}.",
+                           "true or false.")
+    return value["keymap"], strict
 
 
 def resolve_config_keymap(value: Any, key_path: str, origin: ConfigOrigin) -> Any:
@@ -94,11 +113,11 @@ def _locate_file(text: str, origin: ConfigOrigin) -> str:
     return text  # resolve_keymap reports it as neither built in nor a file.
 
 
-def make_keymap_load_hook(keymap: Any) -> Any:
-    """Return a strict load hook that maps each loaded state dict through ``keymap``."""
+def make_keymap_load_hook(keymap: Any, strict: bool) -> Any:
+    """Return a load hook that maps each loaded state dict through ``keymap``."""
     from recoverkit.state_dict.keymap import keymap_load_hook
 
-    return keymap_load_hook(keymap, strict=True)
+    return keymap_load_hook(keymap, strict=strict)
 
 
 def load_with_keymap(obj: Any, state_dict: Mapping[str, Any], keymap: Any, strict: bool, origin: str) -> None:

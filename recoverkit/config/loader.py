@@ -290,14 +290,17 @@ def _declared_load_hooks(plan: SectionPlan) -> dict[str, Callable[..., Any]]:
 
 
 def _build_checkpointer(
-    plan: SectionPlan, get_object: Callable[[str], Any], keymaps: Mapping[str, Any], origin: ConfigOrigin
+    plan: SectionPlan,
+    get_object: Callable[[str], Any],
+    keymaps: Mapping[str, tuple[Any, bool]],
+    origin: ConfigOrigin,
 ) -> Checkpointer:
     """Build the recoverables, check their hooks, then create the Checkpointer (and its folder)."""
     recoverables = {item.name: _recoverable_object(item, get_object) for item in plan.recoverables}
     load_hooks = {item.name: item.load_hook for item in plan.recoverables if item.load_hook is not None}
     save_hooks = {item.name: item.save_hook for item in plan.recoverables if item.save_hook is not None}
-    for name, keymap in keymaps.items():
-        load_hooks[name] = make_keymap_load_hook(keymap)
+    for name, (keymap, strict) in keymaps.items():
+        load_hooks[name] = make_keymap_load_hook(keymap, strict)
     for item in plan.recoverables:
         _check_hooks(item.name, recoverables[item.name], item.name in save_hooks, item.name in load_hooks, origin)
     checkpointer = Checkpointer(

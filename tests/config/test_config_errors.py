@@ -258,3 +258,13 @@ def test_yaml_syntax_error_names_line(tmp_path: pathlib.Path) -> None:
 
     assert f"{path}: model.sizes: the file is not valid YAML at line 4" in str(raised.value)
     assert raised.value.__cause__ is None
+
+
+def test_keymap_strict_wrong_type(tmp_path: pathlib.Path) -> None:
+    path = _write_recipe(tmp_path, "keymaps: {model: {keymap: ddp, strict: sometimes}}")
+
+    with pytest.raises(ConfigError) as raised:
+        load_checkpointer(path)
+
+    assert "checkpointer.keymaps.model.strict" in str(raised.value)
+    assert not (tmp_path / "ckpts").exists()

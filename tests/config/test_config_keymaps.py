@@ -180,3 +180,26 @@ def test_transfer_of_recoverable_missing_in_source(tmp_path: pathlib.Path) -> No
 
     with pytest.raises(MissingRecoverableError, match="encoder"):
         loaded.apply_transfers()
+
+
+def _save_wrapped_with_extra_key(folder: pathlib.Path) -> None:
+    inner = _linear(2.5)
+    inner.register_buffer("extra", torch.zeros(1))
+    Checkpointer(folder, {"model": Wrapper(inner)}).save_checkpoint()
+
+
+def test_keymap_strict_by_default(tmp_path: pathlib.Path) -> None:
+    _save_wrapped_with_extra_key(tmp_path / "ckpts")
+    loaded = load_checkpointer(_recipe(tmp_path, "  keymaps: {model: ddp}\n"))
+
+    with pytest.raises(RuntimeError, match="extra"):
+        loaded.checkpointer.recover_if_possible()
+
+
+def test_non_strict_keymap_loads_with_unused_key(tmp_path: pathlib.Path) -> None:
+    _save_wrapped_with_extra_key(tmp_path / "ckpts")
+    loaded = load_checkpointer(_recipe(tmp_path, "  keymaps: {model: {keymap: ddp, strict: false}}\n"))
+
+    loaded.checkpointer.recover_if_possible()
+
+    assert torch.equal(loaded.objects["model"].weight, torch.full((2, 3), 2.5))
