@@ -6,7 +6,7 @@ deep-copied (``copy.deepcopy``, which keeps tensors that share storage
 sharing it), so training may change the tensors as soon as the call returns.
 Recoverables with other save hooks (custom hooks, ``@mark_as_saver``
 methods, RNG state) cannot be copied in general, so their hooks run in the
-caller's thread as in a synchronous save; they are usually small, and their
+caller's thread as in a synchronous save. They are usually small, and their
 files are flushed to disk in the background before publishing. The copies of
 one save are kept and the next save copies into them, which is faster than
 allocating new memory but keeps one copy of the state in memory between

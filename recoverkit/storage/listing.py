@@ -2,8 +2,9 @@
 
 Published checkpoint folders never change, so the parsed meta of each folder
 is cached and reused while its meta file keeps the same inode, modification
-time and size (for folders without a file manifest, whose parameter files are
-found by scanning, the folder's own inode and modification time count too).
+time and size. Folders without a file manifest have their parameter files
+found by scanning, so for them the folder's own inode and modification time
+count too.
 Every call still scans the folder and checks those values, so a checkpoint
 added, removed or rewritten by another process shows up at the next call.
 
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 LISTING_CACHE_FILENAME = ".recoverkit-listing.json"
 _LISTING_CACHE_FORMAT = 1
 # The cache file is written when one call parsed at least this many meta
-# files; below that, parsing them again is cheaper than keeping a file.
+# files, because for fewer files parsing them again costs little.
 _MIN_PARSED_FOR_CACHE_FILE = 200
 
 _Signature = tuple[int, ...]

@@ -117,8 +117,9 @@ def save_torch_file(obj: Any, path: str | os.PathLike, durable: bool = True) -> 
     """Write ``obj`` with ``torch.save`` in the format plain ``torch.load`` reads.
 
     The zip records carry no CRC32, because the checkpoint's file manifest
-    holds an XXH3-64 checksum of the whole file instead, computed here while
-    the bytes are written and handed to :func:`~recoverkit.storage.manifest.build_manifest`.
+    contains an XXH3-64 checksum of the whole file instead. That checksum is
+    computed here while the bytes are written and handed to
+    :func:`~recoverkit.storage.manifest.build_manifest`.
 
     Parameters
     ----------
@@ -170,6 +171,10 @@ def loading_options(mmap: bool) -> Iterator[None]:
         If True, tensors are mapped from disk with ``torch.load(mmap=True)``
         and pages are read when first touched. Calls that pass ``mmap``
         themselves are not affected.
+
+    NOTE: on Windows a mapped file cannot be deleted, so retention fails to
+    delete a checkpoint whose tensors a module still maps; this path is
+    tested on Linux only.
     """
     token = _mmap_loading.set(bool(mmap))
     try:
@@ -249,11 +254,11 @@ def load_module_state_dict(module: torch.nn.Module, state_dict: Any) -> None:
     the same for any model size and pages are read when training first
     touches them. The parameter objects stay the same, so an optimizer built
     before loading still updates them. The mapping is private: writes go to
-    memory, never to the checkpoint file. Modules with their own loading
-    logic (load-state-dict hooks, or an overridden ``_load_from_state_dict``)
-    and state dicts that do not match the module key for key, shape for shape
-    and dtype for dtype are loaded with ``load_state_dict``, which copies
-    and raises its usual errors.
+    memory, never to the checkpoint file, and the first write to each page
+    costs a page fault. Some modules are loaded with ``load_state_dict``,
+    which copies and raises its usual errors: modules with their own loading
+    logic (load-state-dict hooks, or an overridden ``_load_from_state_dict``),
+    and state dicts that differ from the module in keys, shapes or dtypes.
     """
     if mmap_loading_enabled() and _can_take_over(module, state_dict):
         with torch.no_grad():
