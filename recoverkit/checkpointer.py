@@ -286,16 +286,12 @@ class Checkpointer:
             return self._background.start_save(
                 self.recoverables, self._save_hook, tmp_dir, final_dir, full_meta, self._finish_save, verbosity
             )
-        try:
-            self._run_save_hooks(tmp_dir)
-            distributed.barrier()
-            if distributed.is_main_process():
-                self._finish_save(tmp_dir, final_dir, full_meta)
-        except BaseException:
-            if distributed.is_main_process():
-                _remove_quietly(tmp_dir)
-            raise
-        distributed.barrier()
+        # Every rank learns whether any rank failed, so none waits for a rank that raised.
+        error = _capture(self._run_save_hooks, tmp_dir)
+        _raise_if_any_rank_failed(error, tmp_dir, "writing its files")
+        if distributed.is_main_process():
+            error = _capture(self._finish_save, tmp_dir, final_dir, full_meta)
+        _raise_if_any_rank_failed(error, tmp_dir, "publishing it")
 
         if not distributed.is_main_process():
             return None
@@ -778,6 +774,30 @@ def _check_key_lists(max_keys: Any, min_keys: Any, importance_keys: Any) -> None
             f"{getattr(importance_keys, '__name__', importance_keys)!r}. "
             "Pass importance_keys=[function]."
         )
+
+
+def _capture(function: Callable[..., Any], *args: Any) -> BaseException | None:
+    try:
+        function(*args)
+    except BaseException as error:  # re-raised by _raise_if_any_rank_failed
+        return error
+    return None
+
+
+def _raise_if_any_rank_failed(error: BaseException | None, tmp_dir: pathlib.Path, step: str) -> None:
+    """Share each rank's failure of a save step with every rank, then raise on all of them."""
+    failures = distributed.gather_failures(error)
+    if not failures:
+        return
+    if distributed.is_main_process():
+        _remove_quietly(tmp_dir)
+    if error is not None:
+        raise error
+    rank, message = failures[0]
+    raise RecoverkitError(
+        f"Checkpoint save failed on rank {rank} while {step}: {message}. "
+        "No checkpoint was published; see that rank's log for the traceback."
+    )
 
 
 def _remove_quietly(path: pathlib.Path) -> None:

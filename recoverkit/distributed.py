@@ -16,6 +16,7 @@ import torch.distributed as dist
 __all__ = [
     "barrier",
     "broadcast_object",
+    "gather_failures",
     "get_rank",
     "get_world_size",
     "is_distributed",
@@ -59,6 +60,20 @@ def broadcast_object(obj: Any) -> Any:
     holder = [obj]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def gather_failures(error: BaseException | None) -> list[tuple[int, str]]:
+    """Return ``(rank, message)`` for every rank that passed an error, on every rank.
+
+    Each rank passes its own error or None. Without a process group the
+    result only reflects this process.
+    """
+    message = None if error is None else f"{type(error).__name__}: {error}"
+    if not is_distributed():
+        return [] if message is None else [(0, message)]
+    messages: list[str | None] = [None] * get_world_size()
+    dist.all_gather_object(messages, message)
+    return [(rank, text) for rank, text in enumerate(messages) if text is not None]
 
 
 def main_process_only(function: _F) -> _F:

@@ -97,7 +97,23 @@ def run(rank, world_size, init_file, checkpoints_dir, result_file):
     result["weight"] = model.weight.unique().tolist()
     result["bias"] = model.bias.unique().tolist()
     result["gathered"] = gathered.loaded
-    result["calls"] = calls
+    result["calls"] = dict(calls)
+
+    # A save hook that fails on rank 1 only: both ranks raise, none hangs.
+    def fail_on_rank_one(obj, path):
+        if rank == 1:
+            raise OSError(28, "No space left on device (injected)")
+
+    checkpointer.add_recoverable("flaky", object(), custom_save_hook=fail_on_rank_one, custom_load_hook=lambda obj, path: None)
+    try:
+        checkpointer.save_checkpoint(meta={"k": 5})
+        result["failed_save_error"] = None
+    except Exception as error:  # the test compares the type and message per rank
+        result["failed_save_error"] = f"{type(error).__name__}: {error}"
+    del checkpointer.recoverables["flaky"]
+    dist.barrier()
+    result["listed_after_failed_save"] = sorted(c.meta["k"] for c in checkpointer.list_checkpoints())
+    result["hidden_after_failed_save"] = hidden_folders(checkpoints_dir)
 
     dist.barrier()
     dist.destroy_process_group()

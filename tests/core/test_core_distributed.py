@@ -77,3 +77,15 @@ def test_two_ranks_share_checkpoints(tmp_path):
         assert result["weight"] == [40.0]
         assert result["bias"] == [40.0]
         assert result["gathered"] == ["rank 0", "rank 1"]
+
+
+def test_failure_on_one_rank_raises_everywhere(tmp_path):
+    rank0, rank1 = run_two_ranks(tmp_path)
+
+    assert rank1["failed_save_error"].startswith("OSError:")
+    assert rank0["failed_save_error"].startswith("RecoverkitError:")
+    assert "rank 1" in rank0["failed_save_error"]
+    assert "No space left on device" in rank0["failed_save_error"]
+    for result in (rank0, rank1):
+        assert result["listed_after_failed_save"] == [3, 4]
+    assert rank0["hidden_after_failed_save"] == []
