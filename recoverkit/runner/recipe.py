@@ -80,6 +80,9 @@ class Recipe:
         The retention policy (with ``delete_kwargs()``), if the recipe declares one.
     transfers : list
         Transfer sources to apply before training when no checkpoint exists.
+    load_hooks : dict
+        The ``load_hook`` entries the recipe declares, by recoverable name;
+        transfers use them before any default hook.
     """
 
     path: pathlib.Path
@@ -90,6 +93,7 @@ class Recipe:
     schedule: SaveSchedule
     retention: Any = None
     transfers: Sequence[Any] = ()
+    load_hooks: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -184,6 +188,7 @@ def _recipe(recipe_path: pathlib.Path, overrides: Sequence[str], output_dir: pat
         schedule=loaded.schedule,
         retention=loaded.retention,
         transfers=list(loaded.transfers),
+        load_hooks=dict(loaded.load_hooks),
     )
 
 

@@ -107,4 +107,4 @@ def _apply_transfers(recipe: Recipe) -> None:
 
     for spec in recipe.transfers:
         logger.info("Loading parameters before training: %s", spec)
-        apply_transfer(spec, recipe.checkpointer)
+        apply_transfer(spec, recipe.checkpointer, recipe.load_hooks)
