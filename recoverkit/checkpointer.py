@@ -113,7 +113,9 @@ class Checkpointer:
         :mod:`recoverkit.storage.async_save`. Listing, loading, deleting and
         the next save wait for the save in flight, and :meth:`wait` waits
         explicitly. An error in the background is raised by the next of
-        those calls. Only single-process runs save in the background.
+        those calls. The in-memory copy is kept between saves, so the state
+        takes twice its memory. Only single-process runs save in the
+        background.
     mmap : bool, optional
         If True, parameter files are loaded with ``torch.load(mmap=True)``:
         modules take over the mapped tensors instead of copying them, so
