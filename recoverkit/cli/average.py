@@ -38,7 +38,8 @@ Examples:
 The result is a state dict written with torch.save; load it with
 model.load_state_dict(torch.load("best3.ckpt", weights_only=True)).
 Floating-point tensors are averaged, integer tensors (such as batch-norm
-counters) come from the last checkpoint of the selection.
+counters) come from the first checkpoint of the selection: the newest
+with --last, the best with --best.
 
 \b
 Exit codes:

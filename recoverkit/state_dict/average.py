@@ -22,7 +22,8 @@ def average_state_dicts(state_dicts: Iterable[dict[str, Any]]) -> dict[str, Any]
     one being added. Floating-point tensors are summed in float32 or wider
     (so half-precision tensors do not lose precision) and cast back to their
     own dtype at the end. Integer and boolean tensors, such as batch-norm
-    counters, are copied from the last state dict instead of averaged.
+    counters, are copied from the first state dict instead of averaged:
+    with :meth:`Checkpointer.find_checkpoints` order, that is the newest.
 
     Parameters
     ----------
@@ -88,10 +89,6 @@ def _add_to_sum(running: dict[str, Any], state_dict: dict[str, Any], position: i
     for key, value in state_dict.items():
         if _is_averaged(running[key]):
             running[key].add_(value.to(running[key].dtype))
-        elif isinstance(value, torch.Tensor):
-            running[key] = value.detach().clone()
-        else:
-            running[key] = value
 
 
 def _default_parameter_loader(path: Any) -> dict[str, Any]:

@@ -32,12 +32,12 @@ def test_average_float64_keeps_precision():
     assert averaged["x"].item() == (0.1 + 0.2 + 0.4) / 3
 
 
-def test_average_copies_integer_buffers_from_last():
+def test_average_copies_integer_buffers_from_first():
     averaged = average_state_dicts(
         [
-            {"count": torch.tensor(1), "mask": torch.tensor([True, False]), "w": torch.tensor([0.0])},
+            {"count": torch.tensor(7), "mask": torch.tensor([False, True]), "w": torch.tensor([0.0])},
             {"count": torch.tensor(2), "mask": torch.tensor([False, False]), "w": torch.tensor([1.0])},
-            {"count": torch.tensor(7), "mask": torch.tensor([False, True]), "w": torch.tensor([2.0])},
+            {"count": torch.tensor(1), "mask": torch.tensor([True, False]), "w": torch.tensor([2.0])},
         ]
     )
     assert averaged["count"].dtype == torch.int64

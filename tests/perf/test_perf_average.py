@@ -21,7 +21,7 @@ def test_half_precision_summed_in_float32():
 
 
 def test_integer_buffers_copied_not_averaged():
-    state_dicts = [{"steps": torch.tensor(step, dtype=torch.int64)} for step in (3, 4, 8)]
+    state_dicts = [{"steps": torch.tensor(step, dtype=torch.int64)} for step in (8, 4, 3)]
 
     averaged = average_state_dicts(iter(state_dicts))
 
