@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import xxhash
 
-from recoverkit.errors import UnsafeCheckpointFileError
+from recoverkit.errors import CheckpointFormatError, UnsafeCheckpointFileError
 from recoverkit.storage.manifest import remember_checksum
 
 __all__ = [
@@ -226,6 +226,13 @@ def load_weights_only(
     try:
         return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
+        if not _names_a_global(error):
+            raise CheckpointFormatError(
+                f"Cannot load {path}: it is not a valid torch.save file "
+                f"({_last_detail(error)}). It may be truncated or "
+                "corrupted: check its folder with 'recoverkit verify', or recover "
+                "from another checkpoint."
+            ) from error
         raise UnsafeCheckpointFileError(
             f"Cannot load {path} with weights-only loading, which recoverkit "
             f"always uses: {_rejection_reason(error)}. If you trust this file and the "
@@ -305,6 +312,18 @@ _PLAIN_LOADERS = _plain_loaders()
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _names_a_global(error: BaseException) -> bool:
+    """Return True if torch rejected the file for a global it does not allow."""
+    return "GLOBAL" in str(error) or "Unsupported global" in str(error)
+
+
+def _last_detail(error: BaseException) -> str:
+    """Return the specific line of torch's message, such as 'Unsupported operand 103'."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    details = [line for line in lines if not line.startswith(("Weights only", "Please file", "Check the documentation"))]
+    return details[-1] if details else "no detail"
 
 
 def _rejection_reason(error: BaseException) -> str:

@@ -461,3 +461,18 @@ def test_delete_hides_folder_before_removing(tmp_path, monkeypatch):
     assert removed[0][0].startswith(".")
     assert removed[0][1] is False
     assert not old.path.exists()
+
+
+def test_garbage_file_reports_corruption(tmp_path):
+    from recoverkit.errors import CheckpointFormatError, UnsafeCheckpointFileError
+    from recoverkit.storage.torch_io import load_weights_only
+
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(b"not a torch file " * 8)
+
+    with pytest.raises(CheckpointFormatError) as raised:
+        load_weights_only(path)
+
+    assert not isinstance(raised.value, UnsafeCheckpointFileError)
+    assert "not a valid torch.save file" in str(raised.value)
+    assert "recoverkit verify" in str(raised.value)
