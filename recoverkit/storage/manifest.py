@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import xxhash
 
-from recoverkit.storage.atomic import fsync_file
+from recoverkit.storage.atomic import fsync_dir, fsync_file
 from recoverkit.storage.layout import METAFNAME, PARAMFILE_EXT
 
 __all__ = ["MANIFEST_FORMAT", "build_manifest", "file_checksum", "remember_checksum"]
@@ -108,6 +108,8 @@ def build_manifest(ckpt_dir: pathlib.Path, recoverable_names: Iterable[str], dur
         if relative == METAFNAME:
             continue
         files[relative] = _describe_file(path, durable)
+    if durable:
+        _flush_subfolders(ckpt_dir)
     present = [
         name for name in recoverable_names if (ckpt_dir / f"{name}{PARAMFILE_EXT}").exists()
     ]
@@ -125,6 +127,13 @@ def _describe_file(path: pathlib.Path, durable: bool) -> dict[str, Any]:
         fsync_file(path)
     checksum = file_checksum(path)
     return {"size": path.stat().st_size, "xxh3_64": checksum}
+
+
+def _flush_subfolders(root: pathlib.Path) -> None:
+    """Flush the entries of folders that hooks created, such as sharded saves."""
+    for dirpath, dirnames, _filenames in os.walk(root):
+        for dirname in dirnames:
+            fsync_dir(pathlib.Path(dirpath) / dirname)
 
 
 def _walk_files(root: pathlib.Path) -> Iterable[pathlib.Path]:
