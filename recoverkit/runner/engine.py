@@ -348,14 +348,15 @@ def _batch_length(targets: Any) -> int:
     return len(targets)
 
 
-
 def retention_keeping_newest(policy: Any) -> Retention:
     """Wrap a retention policy so it prunes end-of-epoch checkpoints only and never the newest one.
 
-    Intra-epoch checkpoints are pruned by the trainer itself. Protecting the
-    newest checkpoint means a policy such as ``min_keys: [valid_loss]`` with
-    ``keep_recent: false`` may keep one checkpoint more than it asks until
-    the next save, but a crash never sends the run back to an older epoch.
+    Intra-epoch checkpoints are pruned by the trainer itself. The newest
+    checkpoint takes part in the ranking, so it counts among the
+    ``num_to_keep`` kept ones. Only when the policy would delete it (such as
+    ``min_keys: [valid_loss]`` with ``keep_recent: false`` after an epoch
+    that did not improve) is it kept on top of what the policy requests, until
+    the next save, so a crash never sends the run back to an older epoch.
 
     Parameters
     ----------
@@ -368,11 +369,38 @@ def retention_keeping_newest(policy: Any) -> Retention:
         kwargs = dict(policy.delete_kwargs())
         inner = kwargs.pop("ckpt_predicate", None)
 
-        def deletable(checkpoint: Checkpoint) -> bool:
-            if not is_end_of_epoch(checkpoint) or checkpoint.path == newest.path:
+        def candidate(checkpoint: Checkpoint) -> bool:
+            if not is_end_of_epoch(checkpoint):
                 return False
             return inner is None or bool(inner(checkpoint))
+
+        protect_newest = distributed.is_main_process() and _policy_deletes(checkpointer, newest, kwargs, candidate)
+
+        def deletable(checkpoint: Checkpoint) -> bool:
+            if protect_newest and checkpoint.path == newest.path:
+                return False
+            return candidate(checkpoint)
 
         checkpointer.delete_checkpoints(**kwargs, ckpt_predicate=deletable)
 
     return apply
+
+
+def _policy_deletes(
+    checkpointer: Checkpointer,
+    newest: Checkpoint,
+    kwargs: dict[str, Any],
+    candidate: Callable[[Checkpoint], bool],
+) -> bool:
+    """Return whether the retention arguments ``kwargs`` would delete ``newest``."""
+    from recoverkit.retention.selection import ckpt_recency, select_checkpoints_to_keep
+
+    deletable, _kept = select_checkpoints_to_keep(
+        checkpointer.list_checkpoints(),
+        num_to_keep=kwargs.get("num_to_keep", 1),
+        importance_keys=list(kwargs.get("importance_keys", (ckpt_recency,))),
+        max_keys=list(kwargs.get("max_keys") or ()),
+        min_keys=list(kwargs.get("min_keys") or ()),
+        ckpt_predicate=candidate,
+    )
+    return any(checkpoint.path == newest.path for checkpoint in deletable)
