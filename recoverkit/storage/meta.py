@@ -31,7 +31,22 @@ UNIXTIME_KEY = "unixtime"
 END_OF_EPOCH_KEY = "end-of-epoch"
 MANIFEST_KEY = "recoverkit-files"
 
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _SafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader that also reads the tuples SpeechBrain's ``yaml.dump`` writes.
+
+    SpeechBrain writes meta files with PyYAML's full dumper, which tags a
+    tuple as ``!!python/tuple``. Tuples hold plain values only, so reading
+    them as lists is safe; every other python tag is still rejected.
+    """
+
+
+def _construct_tuple_as_list(loader: yaml.SafeLoader, node: yaml.Node) -> list[Any]:
+    return loader.construct_sequence(node, deep=True)
+
+
+_SafeLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple_as_list)
 _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _PLAIN_TYPES = (str, bool, int, float, type(None), datetime.date, datetime.datetime)
 

@@ -476,3 +476,13 @@ def test_garbage_file_reports_corruption(tmp_path):
     assert not isinstance(raised.value, UnsafeCheckpointFileError)
     assert "not a valid torch.save file" in str(raised.value)
     assert "recoverkit verify" in str(raised.value)
+
+
+def test_speechbrain_tuple_meta_recovered(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    write_speechbrain_checkpoint(tmp_path, "tuple", {"model": model.state_dict()}, {"input_shape": (8, 2)})
+
+    checkpoint = Checkpointer(tmp_path, {"model": torch.nn.Linear(2, 1)}).recover_if_possible()
+
+    assert checkpoint is not None
+    assert checkpoint.meta["input_shape"] == [8, 2]
