@@ -12,7 +12,7 @@ import torch
 from recoverkit.errors import UnsafeCheckpointFileError
 from recoverkit.storage.torch_io import load_weights_only
 
-__all__ = ["Entry", "LoadFailed", "describe", "flatten", "load_parameter_file"]
+__all__ = ["Entry", "LoadFailed", "describe", "flatten", "load_parameter_file", "read_short_text"]
 
 # Files this small that fail to load as torch files are shown as text, because
 # some recoverables (EpochCounter) write plain text.
@@ -56,7 +56,7 @@ def load_parameter_file(path: pathlib.Path) -> Any:
         raise LoadFailed(str(error)) from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         torch_error = error
-    text = _read_short_text(path)
+    text = read_short_text(path)
     if text is None:
         raise LoadFailed(f"torch.load failed: {_first_line(torch_error)}")
     return text
@@ -137,7 +137,8 @@ def _short_repr(value: Any) -> str:
     return text
 
 
-def _read_short_text(path: pathlib.Path) -> str | None:
+def read_short_text(path: pathlib.Path) -> str | None:
+    """Return the contents of a small, printable UTF-8 file, or None for any other file."""
     try:
         if path.stat().st_size > _MAX_TEXT_BYTES:
             return None

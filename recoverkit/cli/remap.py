@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import pathlib
-from collections.abc import Sequence
+import pickle
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 import torch
+from safetensors import SafetensorError
 
+from recoverkit.cli._contents import read_short_text
 from recoverkit.cli._output import CheckFailed, check_output_path, print_json, usage_error, write_output_file
-from recoverkit.errors import KeymapError
+from recoverkit.errors import KeymapError, RecoverkitError
 from recoverkit.state_dict.keymap import BUILTIN_KEYMAPS, Keymap, KeymapReport, resolve_keymap
 from recoverkit.state_dict.transfer import (
     SAFETENSORS_SUFFIXES,
@@ -44,7 +47,8 @@ pass --non-strict.
 Exit codes:
   0  the keymap applies cleanly (and, without --dry-run, DST was written)
   1  the keymap is invalid or does not fit: collisions, shape mismatches,
-     or, with --target, unused or missing keys
+     or, with --target, unused or missing keys; or SRC or --target is not
+     a readable weights file (truncated, text, not a state dict)
   2  usage error: SRC does not exist, --out missing or exists without --force
 """,
 )
@@ -94,10 +98,11 @@ def remap(
         check_output_path(out_path, overwrite=force)
     keymap = _resolve(keymaps)
     strict = not non_strict
-    target = read_state_dict_shapes(target_path) if target_path is not None else None
+    target = _read_weights(read_state_dict_shapes, target_path) if target_path is not None else None
+    source_shapes = _read_weights(read_state_dict_shapes, source)
 
     try:
-        report = keymap.plan(read_state_dict_shapes(source), target)
+        report = keymap.plan(source_shapes, target)
     except KeymapError as error:
         raise CheckFailed(str(error)) from error
     _print_report(report, as_json, max_keys)
@@ -110,7 +115,7 @@ def remap(
         return
 
     assert out_path is not None
-    mapped, _report = keymap.apply(load_state_dict_file(source), target, strict=strict, origin=str(source))
+    mapped, _report = keymap.apply(_read_weights(load_state_dict_file, source), target, strict=strict, origin=str(source))
     write_output_file(out_path, lambda path: _save(mapped, path, out_path), overwrite=force)
     if not as_json:
         click.echo(f"Wrote {out_path} ({len(mapped)} keys)")
@@ -121,6 +126,46 @@ def _resolve(keymaps: Sequence[str]) -> Keymap:
         return resolve_keymap(list(keymaps))
     except KeymapError as error:
         raise CheckFailed(str(error)) from error
+
+
+# What torch.load and safetensors raise for files that are cut short or not
+# weights files at all, besides recoverkit's own errors.
+_READ_ERRORS = (RecoverkitError, OSError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
+
+
+def _read_weights(read: Callable[[pathlib.Path], dict[str, Any]], path: pathlib.Path) -> dict[str, Any]:
+    """Call ``read(path)``, turning a failure into one line that names the file and the fix."""
+    try:
+        return read(path)
+    except _READ_ERRORS as error:
+        raise CheckFailed(_read_failure_message(path, error)) from error
+
+
+def _read_failure_message(path: pathlib.Path, error: BaseException) -> str:
+    advice = "Pass a .safetensors file, or a torch.save file that contains a state dict."
+    if path.stat().st_size == 0:
+        return f"Cannot read {path}: the file is empty. {advice}"
+    text = read_short_text(path)
+    if text is not None:
+        return f"Cannot read {path}: it is a text file ({_shorten(text)}), not a weights file. {advice}"
+    if isinstance(error, RecoverkitError):
+        # recoverkit's messages already name the file and what to do.
+        return " ".join(str(error).split())
+    return (
+        f"Cannot read {path} as a weights file: {_first_sentence(error)}. It may be truncated "
+        f"or corrupted: copy it again from its source. {advice}"
+    )
+
+
+def _first_sentence(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else type(error).__name__
+    return first.split(". ")[0].rstrip(".")
+
+
+def _shorten(text: str, max_chars: int = 40) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= max_chars else flat[: max_chars - 3] + "...")
 
 
 def _print_report(report: KeymapReport, as_json: bool, max_keys: int | None) -> None:

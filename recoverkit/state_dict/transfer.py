@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from recoverkit.errors import KeymapError, MissingHookError, MissingRecoverableError
+from recoverkit.errors import CheckpointFormatError, KeymapError, MissingHookError, MissingRecoverableError
 from recoverkit.hooks.registry import (
     DEFAULT_LOAD_HOOKS,
     DEFAULT_TRANSFER_HOOKS,
@@ -79,6 +79,8 @@ def load_state_dict_file(path: PathLike, device: str | torch.device = "cpu") -> 
         If ``path`` does not exist.
     UnsafeCheckpointFileError
         If a ``torch.save`` file needs globals that weights-only loading rejects.
+    CheckpointFormatError
+        If a ``torch.save`` file is not valid, or contains something other than a dict.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -149,7 +151,12 @@ def _as_meta(value: Any) -> Any:
 
 
 def _unwrap_state_dict(loaded: Any, path: pathlib.Path) -> Any:
-    if not isinstance(loaded, Mapping) or all(isinstance(v, torch.Tensor) for v in loaded.values()):
+    if not isinstance(loaded, Mapping):
+        raise CheckpointFormatError(
+            f"Cannot read {path} as a state dict: it contains a {type(loaded).__name__}, "
+            "not a dict of names to tensors. Pass a file written by torch.save(module.state_dict())."
+        )
+    if all(isinstance(v, torch.Tensor) for v in loaded.values()):
         return loaded
     inner = loaded.get("state_dict")
     if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
