@@ -12,6 +12,7 @@ from typing import Any
 
 from recoverkit import distributed
 from recoverkit.runner.engine import Trainer, is_end_of_epoch, resume_order
+from recoverkit.storage.integrity import verify_checkpoint_dir
 from recoverkit.storage.layout import Checkpoint
 
 __all__ = ["RESULTS_FILENAME", "finish_run", "read_results", "write_json_atomically"]
@@ -50,11 +51,18 @@ def finish_run(trainer: Trainer, output_dir: pathlib.Path, started: float, extra
 
     averaged: dict[str, Any] | None = None
     averaged_names: list[str] = []
-    if task.average is not None and checkpoints:
-        chosen = _select_for_averaging(trainer, checkpoints)
-        averaged_names = [ckpt.path.name for ckpt in chosen]
-        averaged = _evaluate_all(trainer, trainer.averaged_model(chosen))
-        logger.info("Model averaged over %d checkpoints: %s", len(chosen), _format_metrics(averaged))
+    if task.average is not None:
+        chosen = _select_for_averaging(trainer, _valid_checkpoints(checkpoints))
+        if chosen:
+            averaged_names = [ckpt.path.name for ckpt in chosen]
+            averaged = _evaluate_all(trainer, trainer.averaged_model(chosen))
+            logger.info("Model averaged over %d checkpoints: %s", len(chosen), _format_metrics(averaged))
+        else:
+            logger.warning(
+                "Not averaging: no valid end-of-epoch checkpoint to average in %s; results.json has no "
+                "averaged model.",
+                trainer.checkpointer.checkpoints_dir,
+            )
 
     results = {
         **extra,
@@ -89,6 +97,22 @@ def best_epoch(trainer: Trainer) -> dict[str, Any] | None:
     return best
 
 
+def _valid_checkpoints(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    """Return the checkpoints whose files match their manifest, warning about each broken one."""
+    valid = []
+    for checkpoint in checkpoints:
+        verification = verify_checkpoint_dir(checkpoint.path, checksums=True)
+        if verification.ok:
+            valid.append(checkpoint)
+        else:
+            logger.warning(
+                "Leaving broken checkpoint %s out of the average: %s",
+                checkpoint.path.name,
+                verification.describe(),
+            )
+    return valid
+
+
 def _select_for_averaging(trainer: Trainer, checkpoints: list[Checkpoint]) -> list[Checkpoint]:
     spec = trainer.task.average
     assert spec is not None
@@ -100,10 +124,10 @@ def _select_for_averaging(trainer: Trainer, checkpoints: list[Checkpoint]) -> li
         reverse = trainer.task.monitor_mode == "max"
         scored.sort(key=lambda ckpt: (ckpt.meta[monitor], -resume_order(ckpt)[0]), reverse=reverse)
         chosen = scored[: spec.count]
-    if len(chosen) < spec.count:
+    if 0 < len(chosen) < spec.count:
         logger.warning(
-            "Averaging %d checkpoints instead of %d: only %d end-of-epoch checkpoints exist. "
-            "Train at least %d epochs and let the retention policy keep %d checkpoints.",
+            "Averaging %d checkpoints instead of %d: only %d valid end-of-epoch checkpoints have "
+            "the needed meta. Train at least %d epochs and let the retention policy keep %d checkpoints.",
             len(chosen),
             spec.count,
             len(chosen),

@@ -32,3 +32,45 @@ def test_retention_keeps_recent_count(tmp_path: pathlib.Path) -> None:
     names = checkpoint_names(pathlib.Path(results["output_dir"]))
     assert len(names) == 2
     assert results["checkpoint"] in names
+
+
+def test_averaging_skips_broken_checkpoint(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    overrides = (*FAST_DIGITS, "average.count=2", "average.select=last")
+    first = run_recipe(DIGITS_RECIPE, overrides, tmp_path)
+    run_dir = pathlib.Path(first["output_dir"])
+    newest, broken = first["averaged_checkpoints"][-1], first["averaged_checkpoints"][0]
+    model_file = run_dir / "checkpoints" / broken / "model.ckpt"
+    model_file.write_bytes(model_file.read_bytes()[:100])
+    (run_dir / "results.json").unlink()
+
+    with caplog.at_level("WARNING", logger="recoverkit.runner"):
+        rerun = run_recipe(DIGITS_RECIPE, overrides, tmp_path)
+
+    assert broken not in rerun["averaged_checkpoints"]
+    assert newest in rerun["averaged_checkpoints"]
+    assert len(rerun["averaged_checkpoints"]) == 2
+    assert read_results(run_dir)["averaged_checkpoints"] == rerun["averaged_checkpoints"]
+    assert f"Leaving broken checkpoint {broken} out of the average" in caplog.text
+
+
+def test_averaging_skipped_when_all_broken(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recoverkit.runner import results as results_module
+
+    original = results_module._valid_checkpoints
+
+    def truncate_then_verify(checkpoints: list) -> list:
+        for checkpoint in checkpoints:
+            path = checkpoint.path / "model.ckpt"
+            path.write_bytes(path.read_bytes()[:100])
+        return original(checkpoints)
+
+    monkeypatch.setattr(results_module, "_valid_checkpoints", truncate_then_verify)
+    with caplog.at_level("WARNING", logger="recoverkit.runner"):
+        results = run_recipe(DIGITS_RECIPE, (*FAST_DIGITS, "average.count=2"), tmp_path)
+
+    assert results["averaged"] is None
+    assert results["averaged_checkpoints"] == []
+    assert (pathlib.Path(results["output_dir"]) / "results.json").is_file()
+    assert "Not averaging: no valid end-of-epoch checkpoint" in caplog.text
