@@ -273,7 +273,7 @@ def _build_task(values: Mapping[str, Any], recipe_path: pathlib.Path) -> Trainin
         torch.set_num_threads(int(trainer["threads"]))
     options = {key: trainer[key] for key in _TRAINER_OPTIONS if trainer.get(key) is not None}
     try:
-        return TrainingTask(
+        task = TrainingTask(
             model=model,
             optimizer=optimizer,
             loss=_as_callable(require("loss"), "loss", recipe_path),
@@ -296,6 +296,37 @@ def _build_task(values: Mapping[str, Any], recipe_path: pathlib.Path) -> Trainin
         )
     except (TypeError, ValueError) as error:
         raise RecipeError(f"Recipe {recipe_path}: {error}") from error
+    _check_monitor(task, "monitor" in options, recipe_path)
+    return task
+
+
+def monitored_names(task: TrainingTask) -> list[str]:
+    """Return the metric names each epoch records, which ``trainer.monitor`` may name."""
+    names = ["train_loss"]
+    if task.valid_data is not None:
+        names += ["valid_loss", *(f"valid_{name}" for name in task.metrics)]
+    return names
+
+
+def _check_monitor(task: TrainingTask, monitor_is_set: bool, recipe_path: pathlib.Path) -> None:
+    """Reject a ``trainer.monitor`` that no epoch records, before any training.
+
+    The default ``valid_loss`` is only checked when ``average.select`` is
+    ``best``, which ranks checkpoints by it, so a recipe without validation
+    data and without a monitor still runs.
+    """
+    selects_best = task.average is not None and task.average.select == "best"
+    if not (monitor_is_set or selects_best):
+        return
+    accepted = monitored_names(task)
+    if task.monitor in accepted:
+        return
+    reason = " (average.select: best ranks checkpoints by it)" if selects_best else ""
+    raise RecipeError(
+        f"Recipe {recipe_path}: trainer.monitor is {task.monitor!r}, which no epoch records{reason}. "
+        f"Set it to one of: {', '.join(accepted)}. Validation metrics are valid_loss and "
+        "valid_<name> for each entry of 'metrics', and exist only with data.valid."
+    )
 
 
 _KEY_HELP = {

@@ -7,6 +7,7 @@ import pathlib
 import pytest
 
 from runner_helpers import DIGITS_RECIPE, read_results
+from recoverkit.errors import RecipeError
 from recoverkit.runner import run_output_dir, run_recipe
 
 # Fast settings: 3 short epochs, no intra-epoch saves.
@@ -74,3 +75,24 @@ def test_averaging_skipped_when_all_broken(
     assert results["averaged_checkpoints"] == []
     assert (pathlib.Path(results["output_dir"]) / "results.json").is_file()
     assert "Not averaging: no valid end-of-epoch checkpoint" in caplog.text
+
+
+def test_unknown_monitor_rejected_before_training(tmp_path: pathlib.Path) -> None:
+    overrides = (*FAST_DIGITS, "trainer.monitor=valid_acc", "average.select=best")
+
+    with pytest.raises(RecipeError) as rejected:
+        run_recipe(DIGITS_RECIPE, overrides, tmp_path)
+
+    message = str(rejected.value)
+    assert str(DIGITS_RECIPE) in message
+    assert "trainer.monitor is 'valid_acc'" in message
+    assert "train_loss, valid_loss, valid_accuracy" in message
+    assert not (run_output_dir(tmp_path, DIGITS_RECIPE, overrides) / "checkpoints").exists()
+
+
+def test_best_average_by_accuracy(tmp_path: pathlib.Path) -> None:
+    overrides = (*FAST_DIGITS, "trainer.monitor=valid_accuracy", "trainer.monitor_mode=max", "average.select=best")
+    results = run_recipe(DIGITS_RECIPE, overrides, tmp_path)
+
+    assert results["monitor"] == "valid_accuracy"
+    assert len(results["averaged_checkpoints"]) == 3
