@@ -2,8 +2,8 @@
 
 Listing goes through :meth:`Checkpointer.list_checkpoints`, so the command
 line shows exactly the checkpoints that training scripts would see. Folders
-named like checkpoints that listing skips are reported as unreadable, with
-the reason, so that ``ls`` can flag them.
+named like checkpoints that listing skips are returned with the reason, and
+marked broken when their meta file exists but cannot be read.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from recoverkit.storage.meta import END_OF_EPOCH_KEY, UNIXTIME_KEY, parse_meta
 
 __all__ = [
     "EXISTING_DIR",
-    "UnreadableCheckpoint",
+    "SkippedFolder",
     "folder_size",
     "list_checkpoints",
-    "list_unreadable",
+    "list_skipped",
     "load_checkpoint_folder",
     "user_meta",
 ]
@@ -36,11 +36,17 @@ EXISTING_DIR = click.Path(exists=True, file_okay=False, dir_okay=True, path_type
 
 
 @dataclasses.dataclass(frozen=True)
-class UnreadableCheckpoint:
-    """A folder named like a checkpoint that listing skips, and why."""
+class SkippedFolder:
+    """A folder named like a checkpoint that listing skips, and why.
+
+    ``broken`` is True when the folder has a meta file that cannot be read
+    or parsed, and False for folders that are not checkpoints at all (no
+    meta file, or a meta file without a manifest and parameter files).
+    """
 
     path: pathlib.Path
     reason: str
+    broken: bool
 
 
 def list_checkpoints(checkpoints_dir: pathlib.Path) -> list[Checkpoint]:
@@ -49,18 +55,19 @@ def list_checkpoints(checkpoints_dir: pathlib.Path) -> list[Checkpoint]:
     return sorted(checkpoints, key=_unixtime_or_zero, reverse=True)
 
 
-def list_unreadable(checkpoints_dir: pathlib.Path, listed: list[Checkpoint]) -> list[UnreadableCheckpoint]:
-    """Return the ``CKPT+*`` folders that are not in ``listed``, with the reason."""
+def list_skipped(checkpoints_dir: pathlib.Path, listed: list[Checkpoint]) -> list[SkippedFolder]:
+    """Return the ``CKPT+*`` folders that are not in ``listed``, by name, with the reason."""
     listed_paths = {checkpoint.path.resolve() for checkpoint in listed}
-    unreadable = []
+    skipped = []
     for entry in sorted(os.scandir(checkpoints_dir), key=lambda e: e.name):
         if not is_checkpoint_dirname(entry.name) or not entry.is_dir():
             continue
         path = pathlib.Path(entry.path)
         if path.resolve() in listed_paths:
             continue
-        unreadable.append(UnreadableCheckpoint(path, _unreadable_reason(path)))
-    return unreadable
+        reason, broken = _skip_reason(path)
+        skipped.append(SkippedFolder(path, reason, broken))
+    return skipped
 
 
 def load_checkpoint_folder(path: pathlib.Path) -> tuple[Checkpoint, dict[str, Any] | None]:
@@ -83,7 +90,8 @@ def load_checkpoint_folder(path: pathlib.Path) -> tuple[Checkpoint, dict[str, An
             f"{path} is a folder of checkpoints, not a checkpoint. Pass one of its "
             f"CKPT+* folders (list them with: recoverkit ls {path})."
         )
-    raise CheckFailed(f"Cannot read checkpoint {path}: {_unreadable_reason(path)}.")
+    reason, _broken = _skip_reason(path)
+    raise CheckFailed(f"Cannot read checkpoint {path}: {reason}.")
 
 
 def user_meta(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -112,16 +120,17 @@ def _unixtime_or_zero(checkpoint: Checkpoint) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
-def _unreadable_reason(path: pathlib.Path) -> str:
+def _skip_reason(path: pathlib.Path) -> tuple[str, bool]:
+    """Return why listing skips ``path``, and whether that makes the folder broken."""
     meta_path = path / METAFNAME
     if not meta_path.is_file():
-        return f"the meta file {METAFNAME} is missing"
+        return f"the meta file {METAFNAME} is missing", False
     try:
         parse_meta(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
-        return f"the meta file {METAFNAME} cannot be read ({error})"
+        return f"the meta file {METAFNAME} cannot be read ({error})", True
     except ValueError as error:
-        return f"the meta file {METAFNAME} is invalid ({error})"
+        return f"the meta file {METAFNAME} is invalid ({error})", True
     if not any(child.name.endswith(PARAMFILE_EXT) for child in path.iterdir()):
-        return f"the folder has no {PARAMFILE_EXT} parameter files"
-    return "listing skips it for an unknown reason"
+        return f"a {METAFNAME} meta file but no {PARAMFILE_EXT} parameter files", False
+    return "listing skips it for an unknown reason", True

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from recoverkit.cli._output import usage_error
-from recoverkit.cli._verify import verify
+from recoverkit.cli._verify import NO_MANIFEST, verify
 from recoverkit.errors import InvalidRetentionPolicyError
 from recoverkit.retention.policies import KeepEveryNEpochs, RetentionPolicy
 from recoverkit.retention.selection import select_checkpoints_to_keep
@@ -136,7 +136,7 @@ def plan_retention(checkpoints: Sequence[Checkpoint], policy: RetentionPolicy) -
             decisions.append(Decision(checkpoint, KEEP, tuple(reasons_by_path[checkpoint.path])))
         elif checkpoint.path not in deletable_paths:
             decisions.append(Decision(checkpoint, KEEP, (_protection_reason(checkpoint, protector),)))
-        elif verification.state == "no manifest":
+        elif verification.state == NO_MANIFEST:
             reason = "not written by recoverkit (no manifest), never deleted"
             decisions.append(Decision(checkpoint, LEAVE, (reason,)))
         else:

@@ -11,16 +11,20 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from recoverkit.cli._folders import (
-    EXISTING_DIR,
-    UnreadableCheckpoint,
-    folder_size,
-    list_checkpoints,
-    list_unreadable,
-    user_meta,
-)
+from recoverkit.cli._folders import EXISTING_DIR, folder_size, user_meta
 from recoverkit.cli._output import CheckFailed, format_size, format_time, format_value, make_console, print_json
-from recoverkit.cli._verify import VERIFY_OPTION, Verification, verify
+from recoverkit.cli._verify import (
+    BROKEN,
+    NO_MANIFEST,
+    NOT_A_CHECKPOINT,
+    OK,
+    SIZES_OK,
+    UNVERIFIED,
+    VERIFY_OPTION,
+    FolderVerification,
+    count_states,
+    verify_checkpoints_dir,
+)
 from recoverkit.storage.layout import Checkpoint
 from recoverkit.storage.meta import END_OF_EPOCH_KEY, UNIXTIME_KEY
 
@@ -29,7 +33,14 @@ __all__ = ["ls"]
 logger = logging.getLogger(__name__)
 
 _BUILTIN_SORT_KEYS = ("time", "name", "size")
-_STATE_STYLES = {"ok": "green", "sizes ok": "green", "failed": "bold red", "unreadable": "bold red", "unverified": "yellow"}
+_STATE_STYLES = {
+    OK: "green",
+    SIZES_OK: "green",
+    BROKEN: "bold red",
+    UNVERIFIED: "yellow",
+    NO_MANIFEST: "yellow",
+    NOT_A_CHECKPOINT: "dim",
+}
 
 
 @click.command(
@@ -42,9 +53,17 @@ Examples:
   recoverkit ls results/checkpoints --json | jq '.[0].name'
 
 \b
+Folders named CKPT+* without a CKPT.yaml meta file, or with a meta file but
+neither a manifest nor .ckpt files, are shown as 'not a checkpoint'.
+SpeechBrain checkpoints have no manifest and are shown as 'unverified (no
+manifest)'. Neither counts as broken. 'recoverkit verify DIR' uses the same
+rules and counts.
+
+\b
 Exit codes:
-  0  every checkpoint is readable and none failed verification
-  1  a checkpoint is unreadable or failed verification
+  0  no checkpoint is broken
+  1  a checkpoint is broken: its meta file is unreadable, or a file differs
+     from its manifest
   2  usage error, or DIR does not exist
 """,
 )
@@ -63,10 +82,11 @@ Exit codes:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 def ls(checkpoints_dir: pathlib.Path, sort_key: str, reverse: bool, verify_mode: str, as_json: bool) -> None:
     """List the checkpoints in DIR: time, kind, meta values, size and verification state."""
-    checkpoints = _sort(list_checkpoints(checkpoints_dir), sort_key, reverse)
-    unreadable = list_unreadable(checkpoints_dir, checkpoints)
-    rows = [_row(checkpoint, verify(checkpoint, verify_mode)) for checkpoint in checkpoints]
-    rows += [_unreadable_row(item) for item in unreadable]
+    results = verify_checkpoints_dir(checkpoints_dir, verify_mode)
+    listed = {result.path: result for result in results if result.checkpoint is not None}
+    ordered = _sort([result.checkpoint for result in listed.values()], sort_key, reverse)
+    rows = [_row(listed[checkpoint.path]) for checkpoint in ordered]
+    rows += [_row(result) for result in results if result.checkpoint is None]
 
     if as_json:
         print_json(rows)
@@ -75,10 +95,14 @@ def ls(checkpoints_dir: pathlib.Path, sort_key: str, reverse: bool, verify_mode:
     else:
         make_console().print(_table(rows))
 
-    broken = [row for row in rows if row["verification"] in ("failed", "unreadable")]
+    broken = [result for result in results if result.verification.failed]
     if broken:
-        details = "; ".join(f"{row['name']}: {', '.join(row['problems'])}" for row in broken)
-        raise CheckFailed(f"{len(broken)} of {len(rows)} checkpoints are broken. {details}")
+        checkpoints = [result for result in results if result.verification.state != NOT_A_CHECKPOINT]
+        details = "; ".join(f"{result.name}: {', '.join(result.verification.problems)}" for result in broken)
+        raise CheckFailed(
+            f"{len(broken)} of {len(checkpoints)} checkpoints in {checkpoints_dir} are broken "
+            f"({count_states(results)}). {details}"
+        )
 
 
 def _sort(checkpoints: list[Checkpoint], sort_key: str, reverse: bool) -> list[Checkpoint]:
@@ -125,33 +149,20 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def _row(checkpoint: Checkpoint, verification: Verification) -> dict[str, Any]:
+def _row(result: FolderVerification) -> dict[str, Any]:
+    checkpoint = result.checkpoint
+    meta = checkpoint.meta if checkpoint is not None else {}
     return {
-        "name": checkpoint.path.name,
-        "path": str(checkpoint.path),
-        "unixtime": checkpoint.meta.get(UNIXTIME_KEY),
-        "time": format_time(checkpoint.meta.get(UNIXTIME_KEY)),
-        "end_of_epoch": bool(checkpoint.meta.get(END_OF_EPOCH_KEY, True)),
-        "meta": user_meta(checkpoint),
-        "recoverables": sorted(checkpoint.paramfiles),
-        "size_bytes": folder_size(checkpoint.path),
-        "verification": verification.state,
-        "problems": list(verification.problems),
-    }
-
-
-def _unreadable_row(item: UnreadableCheckpoint) -> dict[str, Any]:
-    return {
-        "name": item.path.name,
-        "path": str(item.path),
-        "unixtime": None,
-        "time": "-",
-        "end_of_epoch": None,
-        "meta": {},
-        "recoverables": [],
-        "size_bytes": folder_size(item.path),
-        "verification": "unreadable",
-        "problems": [item.reason],
+        "name": result.name,
+        "path": str(result.path),
+        "unixtime": meta.get(UNIXTIME_KEY),
+        "time": format_time(meta.get(UNIXTIME_KEY)),
+        "end_of_epoch": bool(meta.get(END_OF_EPOCH_KEY, True)) if checkpoint is not None else None,
+        "meta": user_meta(checkpoint) if checkpoint is not None else {},
+        "recoverables": sorted(checkpoint.paramfiles) if checkpoint is not None else [],
+        "size_bytes": folder_size(result.path),
+        "verification": result.verification.state,
+        "problems": list(result.verification.problems),
     }
 
 

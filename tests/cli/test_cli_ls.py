@@ -89,8 +89,8 @@ def test_ls_truncated_file_fails_verification(run, checkpoints_dir, truncate_fil
     result = run("ls", checkpoints_dir)
     assert result.exit_code == 1
     row = next(line for line in result.stdout.splitlines() if line.startswith("CKPT+epoch-3 "))
-    assert row.rstrip().endswith("failed")
-    assert "1 of 6 checkpoints are broken" in result.stderr
+    assert row.rstrip().endswith("broken")
+    assert f"1 of 6 checkpoints in {checkpoints_dir} are broken" in result.stderr
     assert "model.ckpt" in result.stderr
     assert "truncated" in result.stderr
 
@@ -100,7 +100,7 @@ def test_ls_sizes_mode_catches_truncation(run, checkpoints_dir, truncate_file):
     result = run("ls", checkpoints_dir, "--verify", "sizes", "--json")
     assert result.exit_code == 1
     states = {row["name"]: row["verification"] for row in json.loads(result.stdout)}
-    assert states["CKPT+epoch-3"] == "failed"
+    assert states["CKPT+epoch-3"] == "broken"
     assert states["CKPT+epoch-2"] == "sizes ok"
 
 
@@ -112,7 +112,7 @@ def test_ls_checksum_catches_altered_bytes(run, checkpoints_dir):
     result = run("ls", checkpoints_dir, "--json")
     assert result.exit_code == 1
     row = next(row for row in json.loads(result.stdout) if row["name"] == "CKPT+epoch-2")
-    assert row["verification"] == "failed"
+    assert row["verification"] == "broken"
     assert "contents altered" in row["problems"][0]
 
 
@@ -123,14 +123,15 @@ def test_ls_no_verify_leaves_unverified(run, checkpoints_dir, truncate_file):
     assert {row["verification"] for row in json.loads(result.stdout)} == {"unverified"}
 
 
-def test_ls_garbage_meta_file_is_unreadable(run, checkpoints_dir):
+def test_ls_garbage_meta_file_is_broken(run, checkpoints_dir):
     (checkpoints_dir / "CKPT+epoch-5" / "CKPT.yaml").write_text("{{{ not: yaml: [")
     result = run("ls", checkpoints_dir, "--json")
     assert result.exit_code == 1
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert rows["CKPT+epoch-5"]["verification"] == "unreadable"
+    assert rows["CKPT+epoch-5"]["verification"] == "broken"
     assert "CKPT.yaml is invalid" in rows["CKPT+epoch-5"]["problems"][0]
-    assert "unreadable" in run("ls", checkpoints_dir).stdout
+    row = next(line for line in run("ls", checkpoints_dir).stdout.splitlines() if line.startswith("CKPT+epoch-5 "))
+    assert row.rstrip().endswith("broken")
 
 
 def test_ls_speechbrain_folder_has_no_manifest(run, speechbrain_dir):
@@ -138,7 +139,7 @@ def test_ls_speechbrain_folder_has_no_manifest(run, speechbrain_dir):
     assert result.exit_code == 0
     [row] = json.loads(result.stdout)
     assert row["name"] == "CKPT+sb"
-    assert row["verification"] == "no manifest"
+    assert row["verification"] == "unverified (no manifest)"
     assert row["meta"] == {"valid_loss": 0.05}
 
 

@@ -78,7 +78,7 @@ def test_foreign_folders_skipped(tmp_path):
     assert result.exit_code == 0, result.output
     states = {entry["name"]: entry["state"] for entry in json.loads(result.output)}
     assert states["CKPT+backup~"] == "not a checkpoint"
-    assert states["CKPT+speechbrain"] == "no manifest"
+    assert states["CKPT+speechbrain"] == "unverified (no manifest)"
     assert sorted(states.values()).count("ok") == 2
 
 
