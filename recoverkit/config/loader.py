@@ -114,6 +114,7 @@ def load_checkpointer(
     objects: Mapping[str, Any] | None = None,
     *,
     transfer: bool = False,
+    source_name: str | None = None,
 ) -> LoadedCheckpointer:
     """Build a Checkpointer, and the objects it saves, from a config.
 
@@ -140,6 +141,9 @@ def load_checkpointer(
         built (Hydra) or is replaced in ``objects`` (HyperPyYAML).
     transfer : bool
         If True, apply the ``transfer`` section before returning.
+    source_name : str, optional
+        The file that a DictConfig or dict ``source`` was read from, named
+        in error messages instead of ``<DictConfig>`` or ``<dict>``.
 
     Returns
     -------
@@ -154,7 +158,7 @@ def load_checkpointer(
         unusable value. The message names the file and the key path.
     """
     if isinstance(source, (DictConfig, Mapping)):
-        label = "<DictConfig>" if isinstance(source, DictConfig) else "<dict>"
+        label = source_name or ("<DictConfig>" if isinstance(source, DictConfig) else "<dict>")
         config = source if isinstance(source, DictConfig) else _create_config(source, label)
         origin = ConfigOrigin(label, search_dirs=search_dirs_for(None))
         loaded = _load_hydra(_with_dotlist(config, overrides, label), origin, objects)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import numbers
 import pathlib
 import random
 import sys
@@ -144,7 +145,7 @@ def load_recipe(path: str | pathlib.Path, overrides: Sequence[str], output_dir: 
     # JSON quoting keeps a path with ':' or '#' a plain YAML string.
     loaded = load_checkpointer(recipe_path, overrides=[*overrides, f"output_dir={json.dumps(str(output_dir))}"])
     values = {**loaded.config, **loaded.objects}
-    seed_everything(int(values.get("seed") or 0))
+    seed_everything(_as_int(values.get("seed"), "seed", recipe_path, default=0))
     task = _build_task(values, recipe_path)
     return _recipe(recipe_path, overrides, output_dir, loaded, task)
 
@@ -163,11 +164,15 @@ def load_recipe_config(
     from recoverkit.config import load_checkpointer
 
     _put_on_sys_path(recipe_path.parent)
-    seed_everything(int(config.get("seed") or 0))
+    seed_everything(_as_int(config.get("seed"), "seed", recipe_path, default=0))
     values = _build_hydra_values(config, recipe_path)
     task = _build_task(values, recipe_path)
     values.update(optimizer=task.optimizer, lr_scheduler=task.lr_scheduler)
-    loaded = load_checkpointer(config, objects={key: value for key, value in values.items() if value is not None})
+    loaded = load_checkpointer(
+        config,
+        objects={key: value for key, value in values.items() if value is not None},
+        source_name=str(recipe_path),
+    )
     return _recipe(recipe_path, tuple(overrides), output_dir, loaded, task)
 
 
@@ -272,23 +277,37 @@ def _build_task(values: Mapping[str, Any], recipe_path: pathlib.Path) -> Trainin
     if trainer.get("threads") is not None:
         torch.set_num_threads(int(trainer["threads"]))
     options = {key: trainer[key] for key in _TRAINER_OPTIONS if trainer.get(key) is not None}
+    if "log_every_n_batches" in options:
+        options["log_every_n_batches"] = _as_int(
+            options["log_every_n_batches"], "trainer.log_every_n_batches", recipe_path, default=50, minimum=1
+        )
+    # Built outside the try below: their errors already name the recipe and the key.
+    loss = _as_callable(require("loss"), "loss", recipe_path)
+    metrics = {
+        str(name): _as_callable(metric, f"metrics.{name}", recipe_path)
+        for name, metric in _as_mapping(values.get("metrics") or {}, "metrics", recipe_path).items()
+    }
+    epochs = _epoch_counter(values, recipe_path)
+    batch_size = _as_int(data.get("batch_size"), "data.batch_size", recipe_path, default=32, minimum=1)
+    eval_batch_size = data.get("eval_batch_size")
+    if eval_batch_size is not None:
+        eval_batch_size = _as_int(eval_batch_size, "data.eval_batch_size", recipe_path, default=None, minimum=1)
+    num_workers = _as_int(data.get("num_workers"), "data.num_workers", recipe_path, default=0, minimum=0)
+    seed = _as_int(values.get("seed"), "seed", recipe_path, default=0)
     try:
         task = TrainingTask(
             model=model,
             optimizer=optimizer,
-            loss=_as_callable(require("loss"), "loss", recipe_path),
+            loss=loss,
             train_data=data["train"],
             valid_data=data.get("valid"),
             test_data=data.get("test"),
-            epochs=_epoch_counter(values, recipe_path),
-            batch_size=int(data.get("batch_size") or 32),
-            eval_batch_size=data.get("eval_batch_size"),
-            num_workers=int(data.get("num_workers") or 0),
-            seed=int(values.get("seed") or 0),
-            metrics={
-                str(name): _as_callable(metric, f"metrics.{name}", recipe_path)
-                for name, metric in _as_mapping(values.get("metrics") or {}, "metrics", recipe_path).items()
-            },
+            epochs=epochs,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            seed=seed,
+            metrics=metrics,
             lr_scheduler=lr_scheduler,
             grad_scaler=values.get("grad_scaler"),
             average=_as_mapping(values["average"], "average", recipe_path) if values.get("average") else None,
@@ -362,7 +381,19 @@ def _epoch_counter(values: Mapping[str, Any], recipe_path: pathlib.Path) -> Epoc
     if epochs is None:
         # Replaced by the checkpointer's epoch counter in _recipe, or rejected there.
         return EpochCounter(0)
-    return EpochCounter(int(epochs))
+    return EpochCounter(_as_int(epochs, "epochs", recipe_path, default=None, minimum=1))
+
+
+def _as_int(value: Any, key: str, recipe_path: pathlib.Path, default: Any, minimum: int | None = None) -> Any:
+    """Return ``value`` as an int (``default`` if None), or raise a RecipeError naming the recipe and ``key``."""
+    if value is None:
+        return default
+    accepted = "an integer" if minimum is None else f"an integer >= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise RecipeError(f"Recipe {recipe_path}: {key} is {value!r}, not an integer. Accepted: {accepted}.")
+    if minimum is not None and value < minimum:
+        raise RecipeError(f"Recipe {recipe_path}: {key} is {value}. Accepted: {accepted}.")
+    return int(value)
 
 
 def _as_mapping(value: Any, key: str, recipe_path: pathlib.Path) -> Mapping[str, Any]:
