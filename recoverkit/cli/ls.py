@@ -22,7 +22,6 @@ from recoverkit.cli._verify import (
     UNVERIFIED,
     VERIFY_OPTION,
     FolderVerification,
-    count_states,
     verify_checkpoints_dir,
 )
 from recoverkit.storage.layout import Checkpoint
@@ -99,10 +98,7 @@ def ls(checkpoints_dir: pathlib.Path, sort_key: str, reverse: bool, verify_mode:
     if broken:
         checkpoints = [result for result in results if result.verification.state != NOT_A_CHECKPOINT]
         details = "; ".join(f"{result.name}: {', '.join(result.verification.problems)}" for result in broken)
-        raise CheckFailed(
-            f"{len(broken)} of {len(checkpoints)} checkpoints in {checkpoints_dir} are broken "
-            f"({count_states(results)}). {details}"
-        )
+        raise CheckFailed(f"{len(broken)} of {len(checkpoints)} checkpoints in {checkpoints_dir} are broken. {details}")
 
 
 def _sort(checkpoints: list[Checkpoint], sort_key: str, reverse: bool) -> list[Checkpoint]:
