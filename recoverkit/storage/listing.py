@@ -76,7 +76,7 @@ def read_checkpoint(path: pathlib.Path) -> tuple[Checkpoint, dict[str, Any] | No
     try:
         raw_meta = parse_meta(text)
     except ValueError as error:
-        logger.warning("Ignoring %s: %s", path, error)
+        logger.warning("Ignoring checkpoint %s: %s: %s", path, meta_path, error)
         return None
     meta, manifest = split_manifest(raw_meta)
     if manifest is not None:

@@ -153,12 +153,21 @@ def parse_meta(text: str) -> dict[str, Any]:
     try:
         loaded = yaml.load(text, Loader=_SafeLoader)
     except yaml.YAMLError as error:
-        raise ValueError(f"meta file is not valid YAML: {error}") from error
+        raise ValueError(f"meta file is not valid YAML: {_describe_yaml_error(error)}") from error
     if not isinstance(loaded, dict):
         raise ValueError(
             f"meta file must contain a mapping, got {type(loaded).__name__}"
         )
     return loaded
+
+
+def _describe_yaml_error(error: yaml.YAMLError) -> str:
+    """Return PyYAML's problem and its position as one line, without the ``<unicode string>`` lines."""
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem is None:
+        return " ".join(str(error).split())
+    mark = error.problem_mark
+    position = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{error.problem}{position}"
 
 
 def is_nan(value: Any) -> bool:
