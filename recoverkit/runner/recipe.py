@@ -50,6 +50,7 @@ from recoverkit.config.imports import import_by_path
 from recoverkit.config.schedule import SaveSchedule
 from recoverkit.errors import RecipeError
 from recoverkit.recoverables import EpochCounter
+from recoverkit.runner.recipe_keys import check_recipe_keys
 from recoverkit.runner.task import TrainingTask
 
 __all__ = ["Recipe", "is_hyperpyyaml", "load_recipe", "load_recipe_config", "seed_everything"]
@@ -145,6 +146,13 @@ def load_recipe(path: str | pathlib.Path, overrides: Sequence[str], output_dir: 
     # JSON quoting keeps a path with ':' or '#' a plain YAML string.
     loaded = load_checkpointer(recipe_path, overrides=[*overrides, f"output_dir={json.dumps(str(output_dir))}"])
     values = {**loaded.config, **loaded.objects}
+    check_recipe_keys(
+        recipe_path,
+        values,
+        is_object={key: not _is_plain(value) for key, value in values.items()},
+        referenced_text=recipe_path.read_text(encoding="utf-8"),
+        hyperpyyaml=True,
+    )
     seed_everything(_as_int(values.get("seed"), "seed", recipe_path, default=0))
     task = _build_task(values, recipe_path)
     return _recipe(recipe_path, overrides, output_dir, loaded, task)
@@ -163,7 +171,17 @@ def load_recipe_config(
     """
     from recoverkit.config import load_checkpointer
 
+    from omegaconf import OmegaConf
+
     _put_on_sys_path(recipe_path.parent)
+    raw = OmegaConf.to_container(config, resolve=False)
+    check_recipe_keys(
+        recipe_path,
+        raw,
+        is_object={str(key): isinstance(value, dict) and "_target_" in value for key, value in raw.items()},
+        referenced_text=OmegaConf.to_yaml(config),
+        hyperpyyaml=False,
+    )
     seed_everything(_as_int(config.get("seed"), "seed", recipe_path, default=0))
     values = _build_hydra_values(config, recipe_path)
     task = _build_task(values, recipe_path)
@@ -220,6 +238,15 @@ def _plain_seed(recipe_path: pathlib.Path, overrides: Sequence[str]) -> int:
     except yaml.YAMLError:
         return 0  # loading the recipe reports the syntax error with its key path
     return _as_seed(content.get("seed") if isinstance(content, dict) else None)
+
+
+def _is_plain(value: Any) -> bool:
+    """Return whether ``value`` is plain YAML data rather than an object a tag built."""
+    if isinstance(value, Mapping):
+        return all(_is_plain(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _as_seed(value: Any) -> int:
