@@ -54,7 +54,10 @@ def load_parameter_file(path: pathlib.Path) -> Any:
         return load_weights_only(path, "cpu", mmap=True)
     except UnsafeCheckpointFileError as error:
         raise LoadFailed(str(error)) from error
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001
+        # torch's unpickler raises almost any type on altered bytes (KeyError,
+        # IndexError, TypeError, struct.error, ...), and one altered file must
+        # not hide the others of the checkpoint.
         torch_error = error
     text = read_short_text(path)
     if text is None:

@@ -23,7 +23,7 @@ import pathlib
 import click
 
 from recoverkit.cli._folders import SkippedFolder, list_checkpoints, list_skipped
-from recoverkit.storage.integrity import verify_checkpoint_dir
+from recoverkit.storage.integrity import FileProblem, verify_checkpoint_dir
 from recoverkit.storage.layout import Checkpoint
 
 __all__ = [
@@ -70,15 +70,32 @@ class Verification:
 
     ``state`` is one of the states in this module's docstring, and
     ``problems`` lists what differs, one text per file, when it is ``broken``.
+    ``file_problems`` contains the same problems as the integrity check returns
+    them, and ``mode`` is the verification mode that was used.
     """
 
     state: str
     problems: tuple[str, ...] = ()
+    file_problems: tuple[FileProblem, ...] = ()
+    mode: str = "full"
 
     @property
     def failed(self) -> bool:
         """True when the checkpoint is broken."""
         return self.state == BROKEN
+
+    def file_state(self, filename: str) -> str:
+        """Return the state of one file of the checkpoint, such as ``ok`` or ``checksum mismatch``.
+
+        ``filename`` is relative to the checkpoint folder, as in the manifest.
+        """
+        for problem in self.file_problems:
+            if problem.file == filename:
+                return _problem_kind(problem)
+        if self.state == BROKEN:
+            # Another file is broken, and this one matched the manifest.
+            return SIZES_OK if self.mode == "sizes" else OK
+        return self.state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,10 +121,11 @@ def verify(checkpoint: Checkpoint, mode: str = "full") -> Verification:
         return Verification(UNVERIFIED)
     result = verify_checkpoint_dir(checkpoint.path, checksums=mode == "full")
     if not result.ok:
-        return Verification(BROKEN, tuple(str(problem) for problem in result.problems))
+        problems = tuple(str(problem) for problem in result.problems)
+        return Verification(BROKEN, problems, result.problems, mode)
     if not result.has_manifest:
-        return Verification(NO_MANIFEST)
-    return Verification(OK if mode == "full" else SIZES_OK)
+        return Verification(NO_MANIFEST, mode=mode)
+    return Verification(OK if mode == "full" else SIZES_OK, mode=mode)
 
 
 def verify_checkpoints_dir(checkpoints_dir: pathlib.Path, mode: str = "full") -> list[FolderVerification]:
@@ -129,6 +147,19 @@ def count_states(results: list[FolderVerification]) -> str:
         counts[result.verification.state] = counts.get(result.verification.state, 0) + 1
     order = (OK, SIZES_OK, BROKEN, NO_MANIFEST, UNVERIFIED, NOT_A_CHECKPOINT)
     return ", ".join(f"{counts[state]} {state}" for state in order if state in counts)
+
+
+def _problem_kind(problem: FileProblem) -> str:
+    """Return a short name for what is wrong with a file, from the ``found`` text of the integrity check."""
+    found = problem.found
+    if found == "no file (missing)":
+        return "missing"
+    for marker, kind in (("(zero-length)", "zero-length"), ("(truncated)", "truncated"), ("(contents altered)", "checksum mismatch")):
+        if found.endswith(marker):
+            return kind
+    if problem.expected.endswith(" bytes"):
+        return "size mismatch"
+    return "unreadable"
 
 
 def _skipped_state(folder: SkippedFolder) -> FolderVerification:

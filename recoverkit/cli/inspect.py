@@ -14,7 +14,7 @@ from rich.text import Text
 from recoverkit.cli._contents import LoadFailed, describe, flatten, load_parameter_file
 from recoverkit.cli._folders import folder_size, load_checkpoint_folder, user_meta
 from recoverkit.cli._output import CheckFailed, format_size, format_time, format_value, make_console, print_json, usage_error
-from recoverkit.cli._verify import VERIFY_OPTION, verify
+from recoverkit.cli._verify import NO_MANIFEST, OK, SIZES_OK, UNVERIFIED, VERIFY_OPTION, verify
 from recoverkit.storage.layout import Checkpoint
 from recoverkit.storage.meta import END_OF_EPOCH_KEY, UNIXTIME_KEY
 
@@ -65,7 +65,12 @@ def inspect(checkpoint_dir: pathlib.Path, recoverable: str | None, verify_mode: 
             f"It has: {', '.join(sorted(checkpoint.paramfiles))}."
         )
 
-    files = [_inspect_file(name, checkpoint.paramfiles[name], with_entries=recoverable is not None) for name in names]
+    files = []
+    for name in names:
+        path = checkpoint.paramfiles[name]
+        item = _inspect_file(name, path, with_entries=recoverable is not None)
+        item["verification"] = verification.file_state(path.name)
+        files.append(item)
     summary = _summary(checkpoint, verification.state, list(verification.problems))
     if as_json:
         print_json({**summary, "recoverables": files})
@@ -141,17 +146,28 @@ def _recoverables_table(files: list[dict[str, Any]]) -> Table:
     table.add_column("recoverable", no_wrap=True)
     table.add_column("file", no_wrap=True)
     table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("verified", no_wrap=True)
     table.add_column("content")
     for item in files:
-        content = Text(item["content"]) if item["error"] is None else Text(f"broken: {item['error']}", style="bold red")
-        table.add_row(Text(item["name"]), Text(item["file"]), format_size(item["size_bytes"]), content)
+        content = Text(item["content"]) if item["error"] is None else Text(f"cannot load: {item['error']}", style="bold red")
+        state = Text(item["verification"], style=_file_state_style(item["verification"]))
+        table.add_row(Text(item["name"]), Text(item["file"]), format_size(item["size_bytes"]), state, content)
     return table
 
 
+def _file_state_style(state: str) -> str:
+    if state in (OK, SIZES_OK):
+        return "green"
+    if state in (UNVERIFIED, NO_MANIFEST):
+        return "yellow"
+    return "bold red"
+
+
 def _print_entries(console: Console, item: dict[str, Any]) -> None:
-    console.print(Text(f"{item['name']} ({item['file']}, {format_size(item['size_bytes'])})", style="bold"))
+    heading = f"{item['name']} ({item['file']}, {format_size(item['size_bytes'])}, verified: {item['verification']})"
+    console.print(Text(heading, style="bold"))
     if item["error"] is not None:
-        console.print(Text(f"broken: {item['error']}", style="bold red"))
+        console.print(Text(f"cannot load: {item['error']}", style="bold red"))
         return
     console.print(Text(item["content"]))
     entries = item.get("entries") or []

@@ -83,7 +83,7 @@ def test_inspect_truncated_file_exits_1(run, checkpoints_dir, truncate_file):
     truncate_file(checkpoints_dir / "CKPT+epoch-2" / "model.ckpt")
     result = run("inspect", checkpoints_dir / "CKPT+epoch-2")
     assert result.exit_code == 1
-    assert "broken: torch.load failed" in _line_starting(result.stdout, "model ")
+    assert "cannot load: torch.load failed" in _line_starting(result.stdout, "model ")
     assert "truncated" in result.stderr
 
 
