@@ -173,6 +173,10 @@ def _run_hydra_multirun(path: pathlib.Path, overrides: Sequence[str], output_roo
         # Quoted, because the override grammar does not take a nested interpolation bare.
         f"hydra.sweep.subdir='${{{_RESOLVER}:${{hydra.overrides.task}}}}'",
         "hydra.job.chdir=False",
+        # Leave logging as the caller set it up (stderr for the CLI): Hydra's
+        # default sends log lines to stdout, mixed with the results table.
+        "hydra/job_logging=none",
+        "hydra/hydra_logging=none",
     ]
     search_path = create_config_search_path(str(recipe_path.parent))
     if BUILTIN_CONF_DIR.is_dir():
