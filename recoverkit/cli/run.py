@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -53,6 +54,14 @@ def run(recipe: str, overrides: tuple[str, ...], multirun: bool, output_root: st
     except TrainingInterruptedError as error:
         click.echo(f"Interrupted: {error}", err=True)
         sys.exit(128 + error.signal_number)
+    except KeyboardInterrupt:
+        # Outside the training loop (loading, final evaluation) nothing is saved on Ctrl-C.
+        click.echo(
+            "Interrupted: stopped on SIGINT outside training, without saving a checkpoint. "
+            "Run the same command again to resume from the newest complete checkpoint.",
+            err=True,
+        )
+        sys.exit(128 + signal.SIGINT)
     except RecoverkitError as error:  # bad recipe or config, folder in use, failed sweep jobs
         raise click.ClickException(str(error)) from error
 

@@ -91,6 +91,8 @@ class Trainer:
         self.progress = progress if progress is not None else make_progress(task.log_every_n_batches)
         self.loop_state = LoopState()
         self.resumed_from: Checkpoint | None = None
+        self._saving = False
+        self._last_saved: tuple[Checkpoint, int] | None = None
         self._last_save_time = time.monotonic()
         self._timer_start = time.monotonic()
         self._register_recoverables()
@@ -165,6 +167,12 @@ class Trainer:
         self.recover()
         self._timer_start = time.monotonic()
         self._last_save_time = time.monotonic()
+        try:
+            self._fit_epochs()
+        except KeyboardInterrupt as interrupt:
+            raise self._second_interrupt_error() from interrupt
+
+    def _fit_epochs(self) -> None:
         with SignalWatcher(self.schedule.signal_numbers()) as watcher, self.progress:
             for epoch in self.task.epochs:
                 self._train_epoch(epoch, watcher)
@@ -253,7 +261,10 @@ class Trainer:
         self.loop_state.train_seconds += now - self._timer_start
         self._timer_start = now
         full_meta = {"epoch": self.loop_state.epoch, "step": self.loop_state.step, **meta}
+        self._saving = True
         newest = self.checkpointer.save_checkpoint(meta=full_meta, end_of_epoch=end_of_epoch)
+        self._saving = False
+        self._last_saved = (newest, self.loop_state.step)
         self._last_save_time = time.monotonic()
         # Deleting ends with a barrier, so every rank takes part, with rank 0's checkpoint.
         newest = distributed.broadcast_object(newest)
@@ -268,6 +279,24 @@ class Trainer:
             return not is_end_of_epoch(checkpoint) and checkpoint.path != newest.path
 
         self.checkpointer.delete_checkpoints(num_to_keep=0, ckpt_predicate=is_stale, verbosity=logging.DEBUG)
+
+    def _second_interrupt_error(self) -> TrainingInterruptedError:
+        """Describe a stop by KeyboardInterrupt (a second Ctrl-C), saying whether a checkpoint holds the current step."""
+        state = self.loop_state
+        if self._saving:
+            saved = (
+                "the checkpoint being saved was not completed (a save either finishes or leaves "
+                "nothing behind)"
+            )
+        elif self._last_saved is not None and self._last_saved[1] == state.step:
+            saved = f"checkpoint {self._last_saved[0].path.name} holds this step"
+        else:
+            saved = "no checkpoint was saved at this step"
+        return TrainingInterruptedError(
+            f"Stopped on a second SIGINT at epoch {state.epoch}, step {state.step}: {saved}. "
+            "Run the same command again to resume from the newest complete checkpoint.",
+            signal.SIGINT,
+        )
 
     def _stop(self, signal_number: int) -> None:
         name = signal.Signals(signal_number).name

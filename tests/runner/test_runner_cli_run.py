@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import signal
 import subprocess
 import sys
 
+import pytest
+from click.testing import CliRunner
+
 from runner_helpers import DIGITS_RECIPE, PROCESS_TIMEOUT
+from recoverkit import Checkpointer
+from recoverkit.cli.main import cli
+from recoverkit.runner import Trainer, run_output_dir
+
+FAST = ("epochs=2", "data.batch_size=128", "schedule.every_n_minutes=null", "schedule.every_n_steps=null")
+
+
+def test_second_sigint_during_save_exits_130(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original_step = Trainer._train_step
+    original_save = Checkpointer.save_checkpoint
+
+    def step_then_sigint(self: Trainer, batch: object) -> tuple[float, int]:
+        result = original_step(self, batch)
+        if self.loop_state.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    def sigint_then_save(self: Checkpointer, *args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGINT)
+        return original_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_sigint)
+    monkeypatch.setattr(Checkpointer, "save_checkpoint", sigint_then_save)
+    result = CliRunner().invoke(cli, ["run", str(DIGITS_RECIPE), *FAST, "-o", str(tmp_path)])
+
+    assert result.exit_code == 130, result.output
+    assert "Stopped on a second SIGINT at epoch 1, step 4" in result.output
+    assert "the checkpoint being saved was not completed" in result.output
+    assert "Aborted!" not in result.output
+    checkpoints_dir = run_output_dir(tmp_path, DIGITS_RECIPE, FAST) / "checkpoints"
+    assert Checkpointer(checkpoints_dir).list_checkpoints() == []
 
 
 def test_sweep_logs_go_to_stderr(tmp_path: pathlib.Path) -> None:
