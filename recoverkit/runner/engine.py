@@ -143,7 +143,7 @@ class Trainer:
             position = f"end of epoch {state.epoch}"
         else:
             position = f"batch {state.batches_done} of epoch {state.epoch}"
-        logger.warning(
+        logger.info(
             "Resuming from checkpoint %s (epoch %d, step %d, %s)",
             checkpoint.path.name,
             state.epoch,

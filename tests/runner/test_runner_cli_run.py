@@ -11,10 +11,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from runner_helpers import DIGITS_RECIPE, PROCESS_TIMEOUT
+from runner_helpers import DIGITS_RECIPE, PROCESS_TIMEOUT, read_results, run_to_end
 from recoverkit import Checkpointer
 from recoverkit.cli.main import cli
-from recoverkit.runner import Trainer, run_output_dir
+from recoverkit.runner import Trainer, run_output_dir, run_recipe
 
 FAST = ("epochs=2", "data.batch_size=128", "schedule.every_n_minutes=null", "schedule.every_n_steps=null")
 
@@ -43,6 +43,20 @@ def test_second_sigint_during_save_exits_130(tmp_path: pathlib.Path, monkeypatch
     assert "Aborted!" not in result.output
     checkpoints_dir = run_output_dir(tmp_path, DIGITS_RECIPE, FAST) / "checkpoints"
     assert Checkpointer(checkpoints_dir).list_checkpoints() == []
+
+
+def test_resume_line_at_default_verbosity(tmp_path: pathlib.Path) -> None:
+    argv = [sys.executable, "-m", "recoverkit", "run", str(DIGITS_RECIPE), *FAST, "-o", str(tmp_path)]
+    first_code, first_output = run_to_end(argv, tmp_path)
+    run_dir = run_output_dir(tmp_path, DIGITS_RECIPE, FAST)
+    finished = read_results(run_dir)
+    (run_dir / "results.json").unlink()
+
+    code, output = run_to_end(argv, tmp_path)
+
+    assert first_code == 0, first_output
+    assert code == 0, output
+    assert f"INFO recoverkit.runner.engine: Resuming from checkpoint {finished['checkpoint']}" in output
 
 
 def test_sweep_logs_go_to_stderr(tmp_path: pathlib.Path) -> None:
