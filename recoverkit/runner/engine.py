@@ -278,7 +278,7 @@ class Trainer:
         def is_stale(checkpoint: Checkpoint) -> bool:
             return not is_end_of_epoch(checkpoint) and checkpoint.path != newest.path
 
-        self.checkpointer.delete_checkpoints(num_to_keep=0, ckpt_predicate=is_stale, verbosity=logging.DEBUG)
+        self.checkpointer.delete_checkpoints(num_to_keep=0, ckpt_predicate=is_stale, verbosity=logging.INFO)
 
     def _second_interrupt_error(self) -> TrainingInterruptedError:
         """Describe a stop by KeyboardInterrupt (a second Ctrl-C), saying whether a checkpoint holds the current step."""

@@ -71,3 +71,13 @@ def test_sweep_logs_go_to_stderr(tmp_path: pathlib.Path) -> None:
     assert "recoverkit.runner" not in done.stdout
     assert "Epoch 1/1" not in done.stdout
     assert "Epoch 1/1" in done.stderr
+
+
+def test_verbose_shows_intra_epoch_deletions(tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    overrides = ("epochs=1", "data.batch_size=128", "schedule.every_n_minutes=null", "schedule.every_n_steps=2")
+
+    with caplog.at_level("INFO", logger="recoverkit"):
+        run_recipe(DIGITS_RECIPE, overrides, tmp_path)
+
+    deletions = [record for record in caplog.records if record.getMessage().startswith("Deleted checkpoint")]
+    assert len(deletions) >= 3
