@@ -67,10 +67,15 @@ def run(recipe: str, overrides: tuple[str, ...], multirun: bool, output_root: st
 
 
 def _show_runner_logs() -> None:
-    """Show the runner's INFO lines (progress, resume point) unless -v asked for more already."""
-    runner_logger = logging.getLogger("recoverkit.runner")
-    if runner_logger.getEffectiveLevel() > logging.INFO:
-        runner_logger.setLevel(logging.INFO)
+    """Show the INFO lines of the runner and of Hydra's launchers unless -v asked for more already.
+
+    They are the progress, the resume point and, in sweeps, the jobs a
+    launcher starts and its output folder.
+    """
+    for name in ("recoverkit.runner", "hydra", "hydra_plugins"):
+        named_logger = logging.getLogger(name)
+        if named_logger.getEffectiveLevel() > logging.INFO:
+            named_logger.setLevel(logging.INFO)
 
 
 def _print_results(results: dict) -> None:
