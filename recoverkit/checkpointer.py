@@ -85,7 +85,7 @@ class Checkpointer:
     Parameters
     ----------
     checkpoints_dir : str or pathlib.Path
-        The folder that holds the checkpoint folders. It is created if missing.
+        The folder that contains the checkpoint folders. It is created if missing.
     recoverables : mapping, optional
         Name to object. The name identifies the object's file in every
         checkpoint, so it must stay the same between runs.
@@ -507,7 +507,7 @@ class Checkpointer:
 
         For every importance key, max key and min key the ``num_to_keep``
         best checkpoints are kept; all other checkpoints for which
-        ``ckpt_predicate`` holds are deleted. Checkpoints the predicate
+        ``ckpt_predicate`` returns True are deleted. Checkpoints the predicate
         rejects are never deleted and take no place among the kept ones.
         Folders that recoverkit did not write (such as SpeechBrain's) are
         never deleted. Keyword arguments only, because deletion is permanent.
