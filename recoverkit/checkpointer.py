@@ -569,7 +569,7 @@ class Checkpointer:
     def acquire_lock(self) -> None:
         """Claim the checkpoints folder for this process before the first save.
 
-        Saving and deleting claim it anyway; call this at the start of a run
+        Saving and deleting claim it anyway. Call this at the start of a run,
         so that a second run pointed at the same folder fails at once.
 
         Raises

@@ -4,7 +4,7 @@ Rules shared by every selection:
 
 * at most one of ``importance_key``, ``max_key`` and ``min_key`` is given;
 * with ``max_key`` or ``min_key``, checkpoints whose meta lacks the key, or
-  holds NaN for it, are not candidates; with ``importance_key``,
+  has NaN for it, are not candidates. With ``importance_key``,
   checkpoints it scores NaN are not candidates;
 * among equally important checkpoints the newest ranks first.
 """
@@ -112,7 +112,7 @@ def select_checkpoints_to_keep(
 ) -> tuple[list[Checkpoint], dict[pathlib.Path, list[str]]]:
     """Split checkpoints into those retention may delete and the reasons to keep others.
 
-    Only checkpoints for which ``ckpt_predicate`` holds are candidates for
+    Only checkpoints for which ``ckpt_predicate`` returns True are candidates for
     deletion and for the ``num_to_keep`` places of each key. For every
     importance key, max key and min key, the ``num_to_keep`` best candidates
     are kept, so the kept set is the union over the keys.

@@ -281,7 +281,7 @@ class Trainer:
         self.checkpointer.delete_checkpoints(num_to_keep=0, ckpt_predicate=is_stale, verbosity=logging.INFO)
 
     def _second_interrupt_error(self) -> TrainingInterruptedError:
-        """Describe a stop by KeyboardInterrupt (a second Ctrl-C), saying whether a checkpoint holds the current step."""
+        """Describe a stop by KeyboardInterrupt (a second Ctrl-C), saying whether a checkpoint contains the current step."""
         state = self.loop_state
         if self._saving:
             saved = (

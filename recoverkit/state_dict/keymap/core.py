@@ -110,7 +110,7 @@ class Keymap:
         Raises
         ------
         KeymapError
-            If the file is missing, is not valid YAML, or holds an invalid rule.
+            If the file is missing, is not valid YAML, or contains an invalid rule.
         """
         path = pathlib.Path(path)
         try:
