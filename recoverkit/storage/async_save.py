@@ -41,6 +41,7 @@ import torch
 
 from recoverkit.hooks.torch_hooks import torch_save
 from recoverkit.storage.layout import PARAMFILE_EXT, Checkpoint
+from recoverkit.storage.integrity import check_weights_only_loadable
 from recoverkit.storage.torch_io import deferred_fsync
 
 __all__ = ["BackgroundSaver", "SnapshotBuffers", "snapshot_state"]
@@ -205,6 +206,7 @@ class BackgroundSaver:
             try:
                 for path, hook, frozen in deferred:
                     hook(frozen, path)
+                    check_weights_only_loadable(path, path.name[: -len(PARAMFILE_EXT)])
                 finish_save(tmp_dir, final_dir, meta)
             except BaseException:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -287,5 +289,6 @@ class BackgroundSaver:
             else:
                 with deferred_fsync():
                     hook(obj, path)
+                check_weights_only_loadable(path, name)
         buffers.discard_free()
         return deferred

@@ -45,10 +45,17 @@ def checkpointer_for(checkpoints_dir, settings: Settings) -> Checkpointer:
     return checkpointer
 
 
+@pytest.mark.parametrize("async_save", [False, True], ids=["sync", "async"])
 @pytest.mark.parametrize("kind", list(UNSAFE_VALUES))
-def test_unsafe_value_fails_save(tmp_path, kind):
+def test_unsafe_value_fails_save(tmp_path, kind, async_save):
     make_value, advice = UNSAFE_VALUES[kind]
     checkpointer = checkpointer_for(tmp_path, Settings(make_value()))
+    checkpointer_async = Checkpointer(tmp_path, async_save=True) if async_save else None
+    if checkpointer_async is not None:
+        checkpointer_async.add_recoverable(
+            "settings", Settings(make_value()), custom_save_hook=save_settings, custom_load_hook=load_settings
+        )
+        checkpointer = checkpointer_async
 
     with pytest.raises(UnsafeCheckpointFileError) as raised:
         checkpointer.save_checkpoint()
