@@ -35,7 +35,7 @@ from recoverkit.storage.layout import (
     Checkpoint,
     is_checkpoint_dirname,
 )
-from recoverkit.storage.meta import MANIFEST_KEY, parse_meta
+from recoverkit.storage.meta import MANIFEST_KEY, UNIXTIME_KEY, parse_meta
 
 __all__ = ["LISTING_CACHE_FILENAME", "CheckpointLister", "read_checkpoint", "split_manifest"]
 
@@ -62,8 +62,9 @@ def split_manifest(raw_meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 def read_checkpoint(path: pathlib.Path) -> tuple[Checkpoint, dict[str, Any] | None] | None:
     """Read one checkpoint folder; return it with its manifest, or None.
 
-    None means the folder is not a checkpoint: the meta file is missing or
-    unreadable, or a folder not written by recoverkit has no parameter file.
+    None means the folder is not a checkpoint: the meta file is missing,
+    unreadable or has no numeric ``unixtime``, or a folder not written by
+    recoverkit has no parameter file.
     """
     meta_path = path / METAFNAME
     try:
@@ -79,6 +80,18 @@ def read_checkpoint(path: pathlib.Path) -> tuple[Checkpoint, dict[str, Any] | No
         logger.warning("Ignoring checkpoint %s: %s: %s", path, meta_path, error)
         return None
     meta, manifest = split_manifest(raw_meta)
+    unixtime = meta.get(UNIXTIME_KEY)
+    if isinstance(unixtime, bool) or not isinstance(unixtime, (int, float)):
+        # Recency ranks every checkpoint by this value, so one folder without
+        # it would break finding and recovering all the others.
+        logger.warning(
+            "Ignoring checkpoint %s: %s has no numeric %r value (found %r)",
+            path,
+            meta_path,
+            UNIXTIME_KEY,
+            unixtime,
+        )
+        return None
     if manifest is not None:
         paramfiles = _manifest_paramfiles(path, manifest)
     else:
@@ -137,7 +150,7 @@ class CheckpointLister:
         parsed = 0
         for entry in entries:
             cached = self._cache.get(entry.name)
-            legacy = cached is not None and cached[1] is not None and cached[1][1] is None
+            legacy = cached is not None and (cached[1] is None or cached[1][1] is None)
             signature = _signature(entry, legacy)
             if signature is None:
                 continue
@@ -169,8 +182,9 @@ class CheckpointLister:
                 if result is not None and result[1] is not None:
                     return result, signature, False
         result = read_checkpoint(path)
-        if result is not None and result[1] is None:
-            # Without a manifest the folder's contents decide the parameter files.
+        if result is None or result[1] is None:
+            # Without a manifest the folder's contents decide the parameter
+            # files, so a folder that gains them later is read again.
             signature = _signature(entry, legacy=True)
         return result, signature, True
 
