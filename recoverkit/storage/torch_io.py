@@ -2,11 +2,12 @@
 
 Saving is tuned for checkpoints that must reach the disk before they are
 published. :func:`save_torch_file` writes through its own unbuffered file
-handle, computes the XXH3-64 checksum of the bytes while writing them (so the
-file manifest needs no second read), skips the CRC32 that ``torch.save``
-computes for every zip record, and flushes the file to disk. The result is an
-ordinary ``torch.save`` file that plain ``torch.load(weights_only=True)``
-reads.
+handle and computes the XXH3-64 checksum of the bytes while writing them, so
+the file manifest needs no second read. It skips the CRC32 that
+``torch.save`` computes for every zip record, because the manifest's checksum
+covers the whole file, and it flushes the file to disk. Plain
+``torch.load(weights_only=True)`` reads the result. Generic zip tools such as
+Python's ``zipfile`` report its zero CRC32 fields as errors.
 
 Loading can map tensors from disk (``torch.load(mmap=True)``) instead of
 reading them. :func:`loading_options` turns that on for every load in a
