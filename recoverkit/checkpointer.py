@@ -575,7 +575,7 @@ class Checkpointer:
         Raises
         ------
         CheckpointLockedError
-            If another live process holds the folder.
+            If another live process has locked the folder.
         """
         if distributed.is_main_process():
             self._acquire_lock()

@@ -34,8 +34,7 @@ _TORCH_FORMAT_HINT = "safetensors stores only a flat mapping of names to tensors
 class NotConvertible(Exception):
     """A file whose content safetensors cannot store, such as an optimizer state.
 
-    ``reason`` is short enough for the table of skipped files, ``hint`` says
-    what to do when the file was requested by name.
+    ``reason`` is short enough for the table of skipped files, ``hint`` tells what to do when the file was requested by name.
     """
 
     def __init__(self, reason: str, hint: str = _TORCH_FORMAT_HINT) -> None:

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
     default="outputs",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Folder that holds one folder per recipe, and in it one folder per set of overrides.",
+    help="Folder that contains one folder per recipe, and in it one folder per set of overrides.",
 )
 def run(recipe: str, overrides: tuple[str, ...], multirun: bool, output_root: str) -> None:
     """Train RECIPE (a Hydra or HyperPyYAML file), resuming from its checkpoints if any.

@@ -3,8 +3,9 @@
 A shuffled epoch draws its permutation from a :class:`torch.Generator` seeded
 with a hash of the run's seed and the epoch number. The global random number
 generators are never used, so loading data does not change the random draws
-of the model (dropout, augmentation), and a run that resumes in the middle of
-an epoch can skip the batches it has already trained on without drawing them.
+of the model (dropout, augmentation). A run that resumes in the middle of an
+epoch can therefore skip the batches it has already trained on without
+drawing them.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ class DistributedEpochBatchSampler(EpochBatchSampler):
     backward passes on every rank. With ``world_size=1`` the batches are those
     of :class:`recoverkit.runner.data.EpochBatchSampler`.
 
-    ``num_samples`` holds the number of samples of each rank, repeated ones
+    ``num_samples`` is the number of samples of each rank, repeated ones
     included, and ``dataset_size`` the length of the whole dataset.
 
     Parameters

@@ -17,7 +17,7 @@ class LoopState:
     An intra-epoch checkpoint stores ``batches_done``, so the resumed run
     skips exactly the batches already trained on. The running loss sums are
     stored too, so the epoch's mean training loss is the same whether or not
-    the epoch was interrupted. ``history`` holds one dict of validation
+    the epoch was interrupted. ``history`` contains one dict of validation
     metrics per finished epoch.
 
     The file is saved with the default hooks for objects that have

@@ -1,8 +1,7 @@
 """Rejecting misspelt recipe keys before anything trains.
 
 The runner checks the keys of the sections it reads itself (``trainer``,
-``data``, ``average``) against the keys it uses, and the top-level keys
-against the ones it knows. A user-defined top-level key is accepted only if
+``data``, ``average``) against the keys it uses, and the top-level keys against the ones it reads. A user-defined top-level key is accepted only if
 it declares an object (``_target_`` in Hydra, ``!new:``/``!name:`` in
 HyperPyYAML) or if another value refers to it (``${key}`` or ``ref: key``
 in Hydra, ``!ref <key>`` in HyperPyYAML). Anything else is a plain value

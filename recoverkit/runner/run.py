@@ -42,7 +42,7 @@ def run_recipe(
     overrides : sequence of str
         ``key=value`` overrides, as on the command line.
     output_root : str or pathlib.Path
-        The folder that holds the output folders of every recipe.
+        The folder that contains the output folders of every recipe.
     progress : LogProgress, optional
         Progress reporter; a bar on a terminal, log lines otherwise.
 

@@ -17,7 +17,7 @@ Metric = Callable[[Any, Any], Any]
 
 @dataclasses.dataclass
 class AveragingSpec:
-    """Which end-of-epoch checkpoints to average at the end of training.
+    """Selection of the end-of-epoch checkpoints to average at the end of training.
 
     Parameters
     ----------
@@ -69,7 +69,7 @@ class TrainingTask:
         as ``valid_<name>`` and ``test_<name>``, next to ``valid_loss``.
     lr_scheduler : object, optional
         Stepped once per epoch (after validation) or once per optimizer step,
-        as ``lr_scheduler_interval`` says. ``ReduceLROnPlateau`` gets the
+        as ``lr_scheduler_interval`` sets. ``ReduceLROnPlateau`` gets the
         monitored metric.
     grad_scaler : torch.amp.GradScaler, optional
         Scales the loss for mixed precision.

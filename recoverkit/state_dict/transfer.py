@@ -283,7 +283,7 @@ def find_transfer_files(source: PathLike, names: Mapping[str, str]) -> dict[str,
     Raises
     ------
     FileNotFoundError
-        If ``source`` does not exist or holds no checkpoint.
+        If ``source`` does not exist or contains no checkpoint.
     MissingRecoverableError
         If the checkpoint has no file for one of the names.
     """

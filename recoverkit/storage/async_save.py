@@ -20,7 +20,7 @@ one in flight. An error in the background is logged when it happens and
 raised again by the next call that waits. Jobs queued after a failed one
 (such as deleting old checkpoints) are skipped. At interpreter exit Python
 waits for the queued jobs to finish (``concurrent.futures`` joins its
-workers before the interpreter shuts down); a process killed by a signal or
+workers before the interpreter shuts down). A process killed by a signal or
 ``os._exit`` leaves only a hidden temporary folder, which the next save
 removes.
 """

@@ -194,7 +194,7 @@ def _collection_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a listing builds its objects.
 
     Listing 10,000 checkpoints creates several dicts per checkpoint, which
-    triggers many collection passes over a heap that holds no cycles from
+    triggers many collection passes over a heap that contains no cycles from
     this work; pausing halves the time of a first listing.
     """
     was_enabled = gc.isenabled()

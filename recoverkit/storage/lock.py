@@ -36,7 +36,7 @@ except ImportError:  # Windows
 def acquire_dir_lock(checkpoints_dir: pathlib.Path) -> None:
     """Take the folder's lock for this process, or raise CheckpointLockedError.
 
-    Calling it again for a folder this process already holds does nothing.
+    Calling it again for a folder this process has already locked does nothing.
     On platforms without ``flock`` no lock is taken.
     """
     key = os.path.realpath(checkpoints_dir)

@@ -1,7 +1,7 @@
 """The file manifest: size and checksum of every file of a checkpoint.
 
 The manifest is stored in the meta file under ``recoverkit-files``. It lists
-the recoverables the checkpoint holds and, for each file (files inside a
+the recoverables the checkpoint contains and, for each file (files inside a
 recoverable's folder included), its size in bytes and its XXH3-64 checksum.
 
 Files written by :func:`~recoverkit.storage.torch_io.save_torch_file` were

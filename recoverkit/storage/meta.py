@@ -1,7 +1,7 @@
 """The meta file ``CKPT.yaml``: conversion of user values, writing and safe reading.
 
 The file is plain YAML that SpeechBrain reads too. Besides the caller's values
-it always holds ``unixtime`` and ``end-of-epoch``, and recoverkit adds the
+it always contains ``unixtime`` and ``end-of-epoch``, and recoverkit adds the
 ``recoverkit-files`` manifest (size and checksum of every parameter file),
 which is kept out of :attr:`Checkpoint.meta`.
 """

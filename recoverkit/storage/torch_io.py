@@ -173,9 +173,7 @@ def loading_options(mmap: bool) -> Iterator[None]:
         and pages are read when first touched. Calls that pass ``mmap``
         themselves are not affected.
 
-    NOTE: on Windows a mapped file cannot be deleted, so retention fails to
-    delete a checkpoint whose tensors a module still maps; this path is
-    tested on Linux only.
+    NOTE: on Windows a mapped file cannot be deleted, so retention fails to delete a checkpoint whose tensors a module still maps. This path is tested on Linux only.
     """
     token = _mmap_loading.set(bool(mmap))
     try:
@@ -213,8 +211,7 @@ def load_weights_only(
     """Load a file with ``torch.load(weights_only=True)`` onto ``device``.
 
     Weights-only loading never runs code from the file. A file that needs
-    other globals raises :class:`UnsafeCheckpointFileError`, which says how
-    to allow them. With ``mmap`` the tensors of a zip-format file are mapped
+    other globals raises :class:`UnsafeCheckpointFileError`, whose message explains how to allow them. With ``mmap`` the tensors of a zip-format file are mapped
     from disk instead of read into memory, which suits large files;
     ``torch.load`` raises RuntimeError for older formats then. With ``mmap``
     None (the default) the setting of :func:`loading_options` applies, which

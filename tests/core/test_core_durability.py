@@ -1,7 +1,7 @@
 """A save flushes every file and folder to disk before and after its one atomic rename.
 
 A SIGKILL test cannot see a missing fsync, because the page cache survives a
-killed process; so these tests record the system calls of one save.
+killed process. These tests therefore record the system calls of one save.
 """
 
 import os

@@ -131,7 +131,7 @@ def _child_main(ckpt_dir: pathlib.Path, steps: range, num_to_keep: int, write_fd
     """Save ``steps`` one after another, reporting each step after its save returns."""
     for step in steps:
         if os.getppid() != harness_pid:
-            return  # the harness died, so nobody will kill this loop
+            return  # the harness died, so no process will kill this loop
         checkpointer = Checkpointer(ckpt_dir, build_state(step))
         if step == enospc_step:
             _patch_writer_to_fail(enospc_target)

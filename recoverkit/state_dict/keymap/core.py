@@ -270,7 +270,7 @@ def resolve_keymap(spec: Any, base_dir: str | os.PathLike | None = None) -> Keym
     Raises
     ------
     KeymapError
-        If the spec is none of the above, or names a file that does not exist.
+        If the spec matches none of the above forms, or names a file that does not exist.
 
     Example
     -------
